@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test against real redis-servers: each test binary starts its own
+# on a free port (internal/redistest), or uses KEYQ_TEST_REDIS_URL if set.
+# Installs Debian's redis-server first if it is missing.
+# Extra arguments go to `go test` (e.g. scripts/test.sh -run Failover ./worker).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${KEYQ_TEST_REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+	echo "test.sh: redis-server not found, installing Debian's package" >&2
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+	# The package starts a system-wide server on :6379; the tests never use it.
+fi
+
+if [ $# -eq 0 ]; then
+	set -- ./...
+fi
+exec go test -race -count=1 "$@"
