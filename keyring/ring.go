@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -139,3 +140,6 @@ func (s *Skip) slots() map[int]struct{} {
 	}
 	return s.set
 }
+
+// Clone returns an independent copy.
+func (s *Skip) Clone() Skip { return Skip{set: maps.Clone(s.slots())} }

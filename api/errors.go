@@ -1,0 +1,82 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/keyq/keyq/tasks"
+)
+
+// Error codes, each with one HTTP status.
+const (
+	CodeInvalidRequest   = "invalid_request"
+	CodeUnsupportedMedia = "unsupported_media_type"
+	CodeTooLarge         = "payload_too_large"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeUnavailable      = "unavailable"
+	CodeInternal         = "internal"
+)
+
+var httpStatus = map[string]int{
+	CodeInvalidRequest:   http.StatusBadRequest,
+	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
+	CodeTooLarge:         http.StatusRequestEntityTooLarge,
+	CodeNotFound:         http.StatusNotFound,
+	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	CodeUnavailable:      http.StatusServiceUnavailable,
+	CodeInternal:         http.StatusInternalServerError,
+}
+
+// Error is an API error as clients see it.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// errRedis marks a failure to reach Redis: the client may try again.
+var errRedis = errors.New("the job store (Redis) is unreachable; try again shortly")
+
+// writeError answers with err's status and JSON body. Only errors without
+// a code of their own are logged: they are ours, not the client's.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		apiErr *Error
+		field  *tasks.FieldError
+	)
+	switch {
+	case errors.As(err, &apiErr):
+	case errors.As(err, &field):
+		apiErr = &Error{Code: CodeInvalidRequest, Message: field.Error(), Field: field.Field}
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		apiErr = &Error{Code: CodeNotFound, Message: "no job with that id (finished jobs are kept for JOB_RETENTION)"}
+	case errors.Is(err, errRedis):
+		s.log.Error("redis unreachable", "method", r.Method, "path", r.URL.Path, "err", err)
+		apiErr = &Error{Code: CodeUnavailable, Message: errRedis.Error()}
+	default:
+		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		apiErr = &Error{Code: CodeInternal, Message: "internal error"}
+	}
+	status, ok := httpStatus[apiErr.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, map[string]*Error{"error": apiErr})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+

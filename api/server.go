@@ -1,0 +1,238 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keyq/keyq/tasks"
+)
+
+// Defaults for Options.
+const (
+	DefaultJobMaxRetry  = 3
+	DefaultJobTimeout   = 5 * time.Minute
+	DefaultJobRetention = 24 * time.Hour
+	// redisTimeout bounds every Redis call of a request, so that a dead
+	// Redis gets a quick 503 rather than a hung client.
+	redisTimeout = 3 * time.Second
+)
+
+// Options configure a Server. The zero value uses the defaults.
+type Options struct {
+	// JobMaxRetry is how many times a job is run again after a whole run
+	// failed. Default 3; use a pointer to say 0.
+	JobMaxRetry *int
+	// JobTimeout bounds one job run. Default 5m.
+	JobTimeout time.Duration
+	// JobRetention is how long a finished job stays pollable. Default 24h.
+	JobRetention time.Duration
+	// Logger gets the access log and internal errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API. Its Handler is safe for concurrent use.
+type Server struct {
+	rdb       redis.UniversalClient
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	maxRetry  int
+	timeout   time.Duration
+	retention time.Duration
+	log       *slog.Logger
+	handler   http.Handler
+}
+
+// New makes the API on rdb. rdb stays the caller's to close.
+func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
+	if rdb == nil {
+		return nil, errors.New("api: nil Redis client")
+	}
+	maxRetry := DefaultJobMaxRetry
+	if opts.JobMaxRetry != nil {
+		maxRetry = *opts.JobMaxRetry
+	}
+	if maxRetry < 0 || opts.JobTimeout < 0 || opts.JobRetention < 0 {
+		return nil, errors.New("api: JobMaxRetry, JobTimeout and JobRetention must not be negative")
+	}
+	s := &Server{
+		rdb:       rdb,
+		client:    asynq.NewClientFromRedisClient(rdb),
+		inspector: asynq.NewInspectorFromRedisClient(rdb),
+		maxRetry:  maxRetry,
+		timeout:   cmp.Or(opts.JobTimeout, DefaultJobTimeout),
+		retention: cmp.Or(opts.JobRetention, DefaultJobRetention),
+		log:       cmp.Or(opts.Logger, slog.Default()),
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/analyze-character", s.handle(allow(s.postAnalyzeCharacter, http.MethodPost)))
+	mux.Handle("/api/jobs/{id}", s.handle(allow(s.getJob, http.MethodGet, http.MethodHead)))
+	mux.Handle("/healthz", s.handle(allow(s.healthz, http.MethodGet, http.MethodHead)))
+	mux.Handle("/readyz", s.handle(allow(s.readyz, http.MethodGet, http.MethodHead)))
+	mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return &Error{Code: CodeNotFound, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)}
+	}))
+	s.handler = s.accessLog(mux)
+	return s, nil
+}
+
+// Handler serves the API.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// handlerFunc is a handler that returns its error for writeError to answer.
+type handlerFunc func(http.ResponseWriter, *http.Request) error
+
+// handle serves f, answering its error, or a panic, as JSON.
+func (s *Server) handle(f handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.writeError(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		if err := f(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func allow(f handlerFunc, methods ...string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		for _, m := range methods {
+			if r.Method == m {
+				return f(w, r)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		return &Error{Code: CodeMethodNotAllowed, Message: fmt.Sprintf("%s is not allowed here; use %s", r.Method, strings.Join(methods, " or "))}
+	}
+}
+
+// JobAccepted is the answer to a job submission.
+type JobAccepted struct {
+	ID        string `json:"id"`
+	Status    string `json:"status"`
+	StatusURL string `json:"status_url"`
+}
+
+func (s *Server) postAnalyzeCharacter(w http.ResponseWriter, r *http.Request) error {
+	idem := r.Header.Get("Idempotency-Key")
+	if len(idem) > 255 || !printableASCII(idem) {
+		return &Error{Code: CodeInvalidRequest, Field: "Idempotency-Key", Message: "Idempotency-Key must be 1 to 255 printable ASCII characters"}
+	}
+	var p tasks.AnalyzeCharacter
+	if err := decodeJSON(w, r, &p); err != nil {
+		return err
+	}
+	id := newJobID()
+	if idem != "" {
+		id = jobIDFor(idem)
+	}
+	task, err := tasks.NewAnalyzeCharacterTask(p, asynq.TaskID(id), asynq.Queue(tasks.Queue),
+		asynq.MaxRetry(s.maxRetry), asynq.Timeout(s.timeout), asynq.Retention(s.retention))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
+	defer cancel()
+	status, code := "queued", http.StatusAccepted
+	if _, err := s.client.EnqueueContext(ctx, task); errors.Is(err, asynq.ErrTaskIDConflict) {
+		// The same Idempotency-Key again: the job it made, not a second one.
+		code = http.StatusOK
+		info, err := s.inspector.GetTaskInfo(tasks.Queue, id)
+		if err != nil {
+			return redisErr(err)
+		}
+		status = statusOf(info)
+	} else if err != nil {
+		return redisErr(err)
+	}
+	w.Header().Set("Location", "/api/jobs/"+id)
+	writeJSON(w, code, JobAccepted{ID: id, Status: status, StatusURL: "/api/jobs/" + id})
+	return nil
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if !validJobID(id) {
+		return &Error{Code: CodeNotFound, Message: "no job with that id: ids are 32 lowercase hex digits"}
+	}
+	info, err := s.inspector.GetTaskInfo(tasks.Queue, id)
+	if err != nil {
+		return redisErr(err)
+	}
+	writeJSON(w, http.StatusOK, jobOf(info))
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("%w: %w", errRedis, err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+// redisErr keeps asynq's "not found" answers and calls anything else a
+// Redis that could not be reached.
+func redisErr(err error) error {
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errRedis, err)
+}
+
+func newJobID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// jobIDFor derives the job id from an Idempotency-Key, so that asynq's
+// unique task ids turn a repeat into the same job.
+func jobIDFor(idempotencyKey string) string {
+	sum := sha256.Sum256([]byte(tasks.TypeAnalyzeCharacter + "\x00" + idempotencyKey))
+	return hex.EncodeToString(sum[:16])
+}
+
+func validJobID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func printableASCII(s string) bool {
+	for _, c := range []byte(s) {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,17 @@
+// Command keyq runs LLM jobs through a Redis-backed queue over a pool of
+// Gemini API keys. `keyq help` lists its commands.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

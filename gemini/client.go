@@ -1,0 +1,303 @@
+package gemini
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DefaultBaseURL is the Gemini API endpoint used when Options.BaseURL is empty.
+const DefaultBaseURL = "https://generativelanguage.googleapis.com"
+
+// DefaultTimeout is the per-call timeout used when Options.Timeout is 0.
+const DefaultTimeout = 2 * time.Minute
+
+// maxBody bounds how much of an answer is read.
+const maxBody = 16 << 20
+
+// InlineData is an inline file part, such as an image.
+type InlineData struct {
+	MIMEType string // e.g. "image/png"
+	Data     []byte // raw bytes; sent base64-encoded
+}
+
+// Request is one generateContent call with a single user turn.
+type Request struct {
+	SystemInstruction string          // "" = omitted
+	Text              []string        // user text parts, in order
+	Images            []InlineData    // user inlineData parts, after the text
+	ResponseSchema    json.RawMessage // non-nil: JSON output constrained by this JSON Schema
+	MaxOutputTokens   int             // 0 = omitted (model default)
+}
+
+// Usage is the token accounting of one call.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CandidatesTokens int `json:"candidates_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// Response is a successful answer.
+type Response struct {
+	Text         string `json:"text"`          // text parts of the first candidate, joined
+	FinishReason string `json:"finish_reason"` // "STOP"
+	Usage        Usage  `json:"usage"`
+	ModelVersion string `json:"model_version"`
+}
+
+// Options configure a Client.
+type Options struct {
+	BaseURL    string        // default DefaultBaseURL; http or https, no path needed
+	Model      string        // required, e.g. "gemini-2.5-flash" ("models/" prefix allowed)
+	Timeout    time.Duration // per call; default DefaultTimeout
+	HTTPClient *http.Client  // default: a new http.Client without its own timeout
+}
+
+// Client calls one model. It is safe for concurrent use.
+type Client struct {
+	base    string // without trailing slash
+	model   string
+	timeout time.Duration
+	http    *http.Client
+}
+
+// New validates opts and returns a Client.
+func New(opts Options) (*Client, error) {
+	base := strings.TrimRight(cmp.Or(opts.BaseURL, DefaultBaseURL), "/")
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("gemini: BaseURL %q must be an http(s) URL such as %q, without query", opts.BaseURL, DefaultBaseURL)
+	}
+	model := strings.TrimPrefix(strings.TrimSpace(opts.Model), "models/")
+	if model == "" || strings.ContainsAny(model, "/?#: ") {
+		return nil, fmt.Errorf("gemini: Model %q must be a model name such as \"gemini-2.5-flash\"", opts.Model)
+	}
+	if opts.Timeout < 0 {
+		return nil, fmt.Errorf("gemini: Timeout %v must not be negative (0 means %v)", opts.Timeout, DefaultTimeout)
+	}
+	return &Client{
+		base:    base,
+		model:   model,
+		timeout: cmp.Or(opts.Timeout, DefaultTimeout),
+		http:    cmp.Or(opts.HTTPClient, &http.Client{}),
+	}, nil
+}
+
+// Model returns the model name, without the "models/" prefix.
+func (c *Client) Model() string { return c.model }
+
+// Generate sends req with apiKey. Every failure is an *Error; when ctx itself
+// is done, errors.Is(err, ctx.Err()) holds.
+func (c *Client) Generate(ctx context.Context, apiKey string, req *Request) (*Response, error) {
+	body, err := encodeRequest(req)
+	if err != nil {
+		return nil, &Error{Class: ClassBadRequest, Message: redact(err.Error(), apiKey)}
+	}
+	status, data, err := c.do(ctx, apiKey, http.MethodPost, c.base+"/v1beta/models/"+c.model+":generateContent", body)
+	if err != nil {
+		return nil, err
+	}
+	if status/100 != 2 {
+		return nil, classifyHTTP(status, data, apiKey)
+	}
+	resp, e := decodeResponse(data, req.ResponseSchema != nil)
+	if e != nil {
+		e.HTTPStatus = status
+		return nil, e.redact(apiKey)
+	}
+	return resp, nil
+}
+
+// Probe checks apiKey with GET {base}/v1beta/models/{model}, which spends no
+// generation quota. It returns nil on 200 and an *Error otherwise.
+func (c *Client) Probe(ctx context.Context, apiKey string) error {
+	status, data, err := c.do(ctx, apiKey, http.MethodGet, c.base+"/v1beta/models/"+c.model, nil)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return classifyHTTP(status, data, apiKey)
+	}
+	return nil
+}
+
+// do sends one request and reads a bounded body. A non-nil error is an *Error.
+func (c *Client) do(ctx context.Context, apiKey, method, u string, body []byte) (int, []byte, error) {
+	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	hreq, err := http.NewRequestWithContext(callCtx, method, u, rd)
+	if err != nil {
+		return 0, nil, &Error{Class: ClassBadRequest, Message: redact(err.Error(), apiKey)}
+	}
+	hreq.Header.Set("x-goog-api-key", apiKey)
+	if body != nil {
+		hreq.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return 0, nil, transportError(ctx, err, apiKey)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return 0, nil, transportError(ctx, err, apiKey)
+	}
+	if len(data) > maxBody {
+		return 0, nil, &Error{Class: ClassUnusable, HTTPStatus: resp.StatusCode,
+			Message: fmt.Sprintf("response body larger than %d MiB", maxBody>>20)}
+	}
+	return resp.StatusCode, data, nil
+}
+
+// transportError classifies a failure to get an answer. parent is the
+// caller's context: when it is done the error matches its ctx.Err().
+func transportError(parent context.Context, err error, apiKey string) *Error {
+	text := redact(err.Error(), apiKey)
+	e := &Error{Class: ClassNetwork, Message: text, cause: &redactedError{text: text, orig: err}}
+	var ne net.Error
+	switch {
+	case parent.Err() != nil:
+		e.cause = &redactedError{text: text, orig: errors.Join(parent.Err(), err)}
+		e.Class = ClassTimeout
+		if errors.Is(parent.Err(), context.Canceled) {
+			e.Class = ClassCanceled
+		}
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		e.Class = ClassTimeout
+	}
+	return e
+}
+
+type part struct {
+	Text       string      `json:"text,omitempty"`
+	InlineData *inlineData `json:"inlineData,omitempty"`
+	Thought    bool        `json:"thought,omitempty"`
+}
+
+type inlineData struct {
+	MIMEType string `json:"mimeType"`
+	Data     []byte `json:"data"` // encoding/json writes []byte as standard base64
+}
+
+type content struct {
+	Role  string `json:"role,omitempty"`
+	Parts []part `json:"parts"`
+}
+
+type generationConfig struct {
+	ResponseMIMEType   string          `json:"responseMimeType,omitempty"`
+	ResponseJSONSchema json.RawMessage `json:"responseJsonSchema,omitempty"`
+	MaxOutputTokens    int             `json:"maxOutputTokens,omitempty"`
+}
+
+type wireRequest struct {
+	SystemInstruction *content          `json:"systemInstruction,omitempty"`
+	Contents          []content         `json:"contents"`
+	GenerationConfig  *generationConfig `json:"generationConfig,omitempty"`
+}
+
+func encodeRequest(req *Request) ([]byte, error) {
+	if req == nil || len(req.Text)+len(req.Images) == 0 {
+		return nil, errors.New("request has no text and no image")
+	}
+	w := wireRequest{}
+	if req.SystemInstruction != "" {
+		w.SystemInstruction = &content{Parts: []part{{Text: req.SystemInstruction}}}
+	}
+	user := content{Role: "user"}
+	for _, t := range req.Text {
+		user.Parts = append(user.Parts, part{Text: t})
+	}
+	for _, img := range req.Images {
+		user.Parts = append(user.Parts, part{InlineData: &inlineData{MIMEType: img.MIMEType, Data: img.Data}})
+	}
+	w.Contents = []content{user}
+	if req.ResponseSchema != nil || req.MaxOutputTokens > 0 {
+		w.GenerationConfig = &generationConfig{MaxOutputTokens: req.MaxOutputTokens}
+		if req.ResponseSchema != nil {
+			if !json.Valid(req.ResponseSchema) {
+				return nil, errors.New("ResponseSchema is not valid JSON")
+			}
+			w.GenerationConfig.ResponseMIMEType = "application/json"
+			w.GenerationConfig.ResponseJSONSchema = req.ResponseSchema
+		}
+	}
+	return json.Marshal(w)
+}
+
+type wireResponse struct {
+	Candidates []struct {
+		Content      content `json:"content"`
+		FinishReason string  `json:"finishReason"`
+	} `json:"candidates"`
+	PromptFeedback struct {
+		BlockReason string `json:"blockReason"`
+	} `json:"promptFeedback"`
+	UsageMetadata struct {
+		PromptTokenCount     int `json:"promptTokenCount"`
+		CandidatesTokenCount int `json:"candidatesTokenCount"`
+		TotalTokenCount      int `json:"totalTokenCount"`
+	} `json:"usageMetadata"`
+	ModelVersion string `json:"modelVersion"`
+}
+
+// decodeResponse turns a 2xx body into a Response or a blocked, max_tokens
+// or unusable *Error.
+func decodeResponse(data []byte, wantJSON bool) (*Response, *Error) {
+	var w wireResponse
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, &Error{Class: ClassUnusable, Message: "answer is not a generateContent response: " + excerpt(data)}
+	}
+	if r := w.PromptFeedback.BlockReason; r != "" {
+		return nil, &Error{Class: ClassBlocked, Reason: r, Message: "prompt blocked: " + r}
+	}
+	if len(w.Candidates) == 0 {
+		return nil, &Error{Class: ClassUnusable, Message: "answer has no candidates"}
+	}
+	cand := w.Candidates[0]
+	var text strings.Builder
+	for _, p := range cand.Content.Parts {
+		if !p.Thought {
+			text.WriteString(p.Text)
+		}
+	}
+	fr := cand.FinishReason
+	switch fr {
+	case "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT":
+		return nil, &Error{Class: ClassBlocked, Reason: fr, Message: "answer blocked: finish reason " + fr}
+	case "MAX_TOKENS":
+		return nil, &Error{Class: ClassMaxTokens, Reason: fr, Message: "answer cut at the output token limit (finish reason MAX_TOKENS)"}
+	case "STOP", "":
+	default:
+		return nil, &Error{Class: ClassUnusable, Reason: fr, Message: "answer unusable: finish reason " + fr}
+	}
+	if text.Len() == 0 {
+		return nil, &Error{Class: ClassUnusable, Message: "answer has no text"}
+	}
+	if wantJSON && !json.Valid([]byte(text.String())) {
+		return nil, &Error{Class: ClassUnusable, Message: "answer is not valid JSON although a response schema was set"}
+	}
+	return &Response{
+		Text:         text.String(),
+		FinishReason: cmp.Or(fr, "STOP"),
+		Usage: Usage{
+			PromptTokens:     w.UsageMetadata.PromptTokenCount,
+			CandidatesTokens: w.UsageMetadata.CandidatesTokenCount,
+			TotalTokens:      w.UsageMetadata.TotalTokenCount,
+		},
+		ModelVersion: w.ModelVersion,
+	}, nil
+}

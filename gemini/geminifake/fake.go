@@ -1,0 +1,275 @@
+// Package geminifake is a fake Gemini upstream: an http.Handler that answers
+// generateContent and model GET (probe) calls with scripted replies, built
+// from the real error bodies embedded in fixtures/. Tests use it through
+// Start; keyq's dev mode serves it as its simulator (see Simulated).
+package geminifake
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+//go:embed fixtures/*.json
+var fixtures embed.FS
+
+// Fixture returns the embedded body named name (e.g. "503_overloaded"), or
+// nil if there is no such fixture.
+func Fixture(name string) []byte {
+	b, err := fixtures.ReadFile("fixtures/" + name + ".json")
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// FixtureNames returns the names of all embedded fixtures, sorted.
+func FixtureNames() []string {
+	entries, _ := fixtures.ReadDir("fixtures")
+	var names []string
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), ".json"))
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Reply is one scripted answer.
+type Reply struct {
+	Status int           // HTTP status; 0 means 200
+	Body   []byte        // sent as is
+	Delay  time.Duration // wait before answering (stops if the client goes away)
+}
+
+// FixtureReply returns the fixture name with the status of its numeric
+// prefix ("429_per_day" -> 429). An unknown name gives a 500 whose body says so.
+func FixtureReply(name string) Reply {
+	body := Fixture(name)
+	prefix, _, _ := strings.Cut(name, "_")
+	status, err := strconv.Atoi(prefix)
+	if body == nil || err != nil {
+		return Reply{Status: http.StatusInternalServerError,
+			Body: fmt.Appendf(nil, `{"error":{"code":500,"message":"geminifake: unknown fixture %q","status":"INTERNAL"}}`, name)}
+	}
+	return Reply{Status: status, Body: body}
+}
+
+// OK returns a 200 generateContent answer with text, finishReason STOP and
+// some usage numbers.
+func OK(text string) Reply {
+	out := len(text)/4 + 1
+	body, _ := json.Marshal(map[string]any{
+		"candidates": []any{map[string]any{
+			"content":      map[string]any{"role": "model", "parts": []any{map[string]any{"text": text}}},
+			"finishReason": "STOP",
+			"index":        0,
+		}},
+		"usageMetadata": map[string]int{"promptTokenCount": 10, "candidatesTokenCount": out, "totalTokenCount": 10 + out},
+		"modelVersion":  "geminifake",
+	})
+	return Reply{Status: http.StatusOK, Body: body}
+}
+
+// Call is one request the upstream received.
+type Call struct {
+	Key    string // x-goog-api-key header, or the ?key= value if the header was empty
+	Model  string
+	Method string
+	Path   string
+	Query  string // raw query; a real client sends none
+	At     time.Time
+	Status int    // status answered; 0 if the client went away first
+	Body   []byte // request body
+}
+
+// Options configure an Upstream.
+type Options struct {
+	// Respond gives the reply to a generateContent call when no Script entry
+	// or Always reply applies to its key. Default: FixtureReply("200_ok_json").
+	Respond func(key string, req []byte) Reply
+	// Latency is added to every generateContent reply. Default 0.
+	Latency time.Duration
+}
+
+// Upstream is the fake. It is an http.Handler, safe for concurrent use.
+type Upstream struct {
+	opts Options
+
+	mu      sync.Mutex
+	scripts map[string][]Reply
+	always  map[string]Reply
+	calls   []Call
+}
+
+// New returns an Upstream; serve it with httptest.NewServer or http.Server.
+func New(opts Options) *Upstream {
+	if opts.Respond == nil {
+		opts.Respond = func(string, []byte) Reply { return FixtureReply("200_ok_json") }
+	}
+	return &Upstream{opts: opts, scripts: map[string][]Reply{}, always: map[string]Reply{}}
+}
+
+// Start serves a new Upstream on a local httptest server, closed by
+// tb.Cleanup, and returns it with its base URL.
+func Start(tb testing.TB, opts Options) (*Upstream, string) {
+	tb.Helper()
+	u := New(opts)
+	srv := httptest.NewServer(u)
+	tb.Cleanup(srv.Close)
+	return u, srv.URL
+}
+
+// Script queues replies for key's generateContent calls, consumed in order;
+// afterwards the key falls back to its Always reply, then to Options.Respond.
+func (u *Upstream) Script(key string, replies ...Reply) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.scripts[key] = append(u.scripts[key], replies...)
+}
+
+// Always makes every generateContent call with key (once its script is used
+// up) answer r. A 400/401/402/403 r also answers the key's probes.
+func (u *Upstream) Always(key string, r Reply) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.always[key] = r
+}
+
+// Calls returns a copy of the calls received, in arrival order.
+func (u *Upstream) Calls() []Call {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.calls)
+}
+
+// Reset forgets scripts, Always replies and recorded calls.
+func (u *Upstream) Reset() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	clear(u.scripts)
+	clear(u.always)
+	u.calls = nil
+}
+
+// ServeHTTP answers POST /v1beta/models/{model}:generateContent and
+// GET /v1beta/models/{model}.
+func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	key := r.Header.Get("x-goog-api-key")
+	queryKey := r.URL.Query().Has("key")
+	if key == "" {
+		key = r.URL.Query().Get("key")
+	}
+	rest, isModels := strings.CutPrefix(r.URL.Path, "/v1beta/models/")
+	model, isGenerate := strings.CutSuffix(rest, ":generateContent")
+	isGenerate = isGenerate && isModels && r.Method == http.MethodPost
+	isProbe := isModels && r.Method == http.MethodGet && rest != "" && !strings.ContainsAny(rest, ":/")
+	switch {
+	case isProbe:
+		model = rest
+	case !isGenerate:
+		model = ""
+	}
+	u.mu.Lock()
+	i := len(u.calls)
+	u.calls = append(u.calls, Call{Key: key, Model: model, Method: r.Method, Path: r.URL.Path,
+		Query: r.URL.RawQuery, At: time.Now(), Body: body})
+	var reply Reply
+	switch {
+	case queryKey:
+		reply = Reply{Status: http.StatusBadRequest, Body: []byte(`{"error":{"code":400,"message":"geminifake: API keys must not be sent in the URL (?key=); use the x-goog-api-key header.","status":"INVALID_ARGUMENT"}}`)}
+	case !isGenerate && !isProbe:
+		reply = FixtureReply("404_model_not_found")
+	case key == "":
+		reply = FixtureReply("401_unauthenticated")
+	case isProbe:
+		reply = Reply{Status: http.StatusOK, Body: fmt.Appendf(nil, `{"name":"models/%s"}`, model)}
+		if a, ok := u.always[key]; ok && slices.Contains([]int{400, 401, 402, 403}, a.Status) {
+			reply = a
+		}
+	case !json.Valid(body):
+		reply = FixtureReply("400_invalid_argument")
+	default:
+		var scripted bool
+		reply, scripted = u.next(key)
+		if !scripted {
+			u.mu.Unlock() // Respond may call back into u
+			reply = u.opts.Respond(key, body)
+			u.mu.Lock()
+		}
+		reply.Delay += u.opts.Latency
+	}
+	u.mu.Unlock()
+
+	if !wait(r.Context(), reply.Delay) {
+		return // the client went away; Status stays 0
+	}
+	status := reply.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	ctype := "application/json; charset=UTF-8"
+	if !json.Valid(reply.Body) {
+		ctype = http.DetectContentType(reply.Body)
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.WriteHeader(status)
+	w.Write(reply.Body)
+	u.mu.Lock()
+	u.calls[i].Status = status
+	u.mu.Unlock()
+}
+
+// next pops key's script, or returns its Always reply; false if neither
+// exists. u.mu is held.
+func (u *Upstream) next(key string) (Reply, bool) {
+	if q := u.scripts[key]; len(q) > 0 {
+		u.scripts[key] = q[1:]
+		return q[0], true
+	}
+	a, ok := u.always[key]
+	return a, ok
+}
+
+func wait(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Simulated returns Options for a dev-mode simulator: each call waits
+// latency, then answers 503_overloaded with probability failRate, else
+// OK(text(req)). A nil text answers `{"simulated":true}`.
+func Simulated(failRate float64, latency time.Duration, text func(req []byte) string) Options {
+	return Options{
+		Latency: latency,
+		Respond: func(_ string, req []byte) Reply {
+			if rand.Float64() < failRate {
+				return FixtureReply("503_overloaded")
+			}
+			if text == nil {
+				return OK(`{"simulated":true}`)
+			}
+			return OK(text(req))
+		},
+	}
+}

@@ -1,0 +1,63 @@
+package tasks
+
+import (
+	"regexp"
+
+	"github.com/hibiken/asynq"
+)
+
+// Result is what a succeeded analyze-character job stores for polling.
+type Result struct {
+	Analysis CharacterAnalysis `json:"analysis"`
+	Model    string            `json:"model"`
+	Usage    Usage             `json:"usage"`
+	// Key names the key that served the answer: "#2". Never the key.
+	Key            string `json:"key"`
+	KeyFingerprint string `json:"key_fingerprint"`
+	// Attempts is how many upstream calls the successful run made.
+	Attempts int `json:"attempts"`
+	// DurationMS is the successful run's wall time in milliseconds.
+	DurationMS int64 `json:"duration_ms"`
+}
+
+// Usage is the model's token count for the answer.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CandidatesTokens int `json:"candidates_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// JobError is why a job run failed. Its text, "class: message", is what
+// asynq keeps as the task's last error; ParseJobError reads it back.
+type JobError struct {
+	// Class is a stable lowercase token: "unavailable", "blocked", ...
+	Class   string
+	Message string
+	// Final marks an error no retry can mend; the job fails at once.
+	Final bool
+}
+
+func (e *JobError) Error() string { return e.Class + ": " + e.Message }
+
+// Unwrap makes a final error asynq.SkipRetry, so asynq archives the job.
+func (e *JobError) Unwrap() error {
+	if e.Final {
+		return asynq.SkipRetry
+	}
+	return nil
+}
+
+var classPrefix = regexp.MustCompile(`^([a-z][a-z_]{1,39}): `)
+
+// ParseJobError reads a JobError back from a task's last error text. Text
+// that did not come from a JobError (a panic, a timeout of the whole run) is
+// of class "worker", or "timeout" when the run outlived JOB_TIMEOUT.
+func ParseJobError(s string) JobError {
+	if s == "context deadline exceeded" {
+		return JobError{Class: "timeout", Message: "the job run took longer than JOB_TIMEOUT"}
+	}
+	if m := classPrefix.FindStringSubmatch(s); m != nil {
+		return JobError{Class: m[1], Message: s[len(m[0]):]}
+	}
+	return JobError{Class: "worker", Message: s}
+}

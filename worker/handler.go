@@ -1,0 +1,207 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/keyq/keyq/gemini"
+	"github.com/keyq/keyq/keyring"
+	"github.com/keyq/keyq/tasks"
+)
+
+// Defaults for HandlerOptions.
+const (
+	DefaultRetries    = 5
+	DefaultRetryDelay = time.Second
+)
+
+// HandlerOptions configure a Handler.
+type HandlerOptions struct {
+	// Retries bounds a job run to min(Retries+1, 2 x keys) attempts.
+	// Default 5; a negative value means 0.
+	Retries *int
+	// RetryDelay is the wait before switching to the next key. Default 1s.
+	RetryDelay time.Duration
+	// Logger receives the seed's [Gemini] lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler runs analyze-character tasks. It is an asynq.Handler.
+type Handler struct {
+	gem        *gemini.Client
+	ring       *keyring.Ring
+	maxTries   int
+	retryDelay time.Duration
+	log        *slog.Logger
+}
+
+// NewHandler makes a Handler that calls gem with keys from ring.
+func NewHandler(gem *gemini.Client, ring *keyring.Ring, opts HandlerOptions) (*Handler, error) {
+	if gem == nil || ring == nil {
+		return nil, errors.New("worker: NewHandler needs a Gemini client and a keyring")
+	}
+	retries := DefaultRetries
+	if opts.Retries != nil {
+		retries = max(*opts.Retries, 0)
+	}
+	return &Handler{
+		gem:        gem,
+		ring:       ring,
+		maxTries:   min(retries+1, 2*ring.Len()),
+		retryDelay: cmp.Or(opts.RetryDelay, DefaultRetryDelay),
+		log:        cmp.Or(opts.Logger, slog.Default()),
+	}, nil
+}
+
+// MaxAttempts is how many upstream calls one job run may make.
+func (h *Handler) MaxAttempts() int { return h.maxTries }
+
+// ProcessTask runs one job run of an analyze-character task.
+func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	id, _ := asynq.GetTaskID(ctx)
+	log := h.log.With("job", id)
+	p, err := tasks.ParseAnalyzeCharacter(t.Payload())
+	if err != nil {
+		return &tasks.JobError{Class: "bad_payload", Message: err.Error(), Final: true}
+	}
+	res, err := h.analyze(ctx, log, p)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	if _, err := t.ResultWriter().Write(b); err != nil {
+		return fmt.Errorf("store result: %w", err)
+	}
+	return nil
+}
+
+// analyze is one job run: up to maxTries attempts over the rotation.
+func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.AnalyzeCharacter) (*tasks.Result, error) {
+	req, err := request(p)
+	if err != nil {
+		return nil, &tasks.JobError{Class: "bad_payload", Message: err.Error(), Final: true}
+	}
+	start := time.Now()
+	var (
+		tried    keyring.Skip // keys this run tried since it last walked the whole pool
+		bad      keyring.Skip // keys that failed because of the key itself
+		unusable int
+		last     *gemini.Error
+		lastKey  keyring.Key
+	)
+	for attempt := 1; attempt <= h.maxTries; attempt++ {
+		if attempt > 1 {
+			log.Info(fmt.Sprintf("[Gemini] Retrying with next key in %dms...", h.retryDelay.Milliseconds()))
+			if err := sleep(ctx, h.retryDelay); err != nil {
+				return nil, err
+			}
+		}
+		if tried.Len() == h.ring.Len() {
+			// Every key had its turn: start another round, still
+			// passing over keys that are bad in themselves.
+			tried = bad.Clone()
+			if tried.Len() == h.ring.Len() {
+				tried.Clear()
+			}
+		}
+		key, err := h.ring.Pick(ctx, &tried)
+		if err != nil {
+			return nil, err
+		}
+		tried.Add(key)
+		log.Info(fmt.Sprintf("[Gemini] Using API Key %s (attempt %d/%d)", key.Name(), attempt, h.maxTries), "key", key)
+		resp, err := h.gem.Generate(ctx, key.Secret(), req)
+		var analysis tasks.CharacterAnalysis
+		if err == nil {
+			analysis, err = tasks.ParseAnalysis(resp.Text)
+			if err != nil {
+				err = &gemini.Error{Class: gemini.ClassUnusable, HTTPStatus: 200, Message: err.Error()}
+			}
+		}
+		if err == nil {
+			log.Info(fmt.Sprintf("[Gemini] API Key %s succeeded (attempt %d/%d)", key.Name(), attempt, h.maxTries),
+				"key", key, "tokens", resp.Usage.TotalTokens)
+			return &tasks.Result{
+				Analysis:       analysis,
+				Model:          cmp.Or(resp.ModelVersion, h.gem.Model()),
+				Usage:          tasks.Usage(resp.Usage),
+				Key:            key.Name(),
+				KeyFingerprint: key.Fingerprint,
+				Attempts:       attempt,
+				DurationMS:     time.Since(start).Milliseconds(),
+			}, nil
+		}
+		if ctx.Err() != nil {
+			// Shutdown or JOB_TIMEOUT: not the key's doing, and asynq
+			// decides what happens to the job.
+			return nil, ctx.Err()
+		}
+		var ge *gemini.Error
+		if !errors.As(err, &ge) {
+			return nil, err
+		}
+		last, lastKey = ge, key
+		log.Warn(fmt.Sprintf("[Gemini] API Key %s failed (%s): %s", key.Name(), failure(ge), ge.Message),
+			"key", key, "class", string(ge.Class))
+		if !ge.Retryable() {
+			return nil, &tasks.JobError{Class: string(ge.Class), Message: ge.Error(), Final: true}
+		}
+		if ge.KeyFault() {
+			bad.Add(key)
+		}
+		if ge.Class == gemini.ClassUnusable {
+			// One more attempt for an answer we could not use, then give
+			// up: asking again rarely changes what the model says.
+			if unusable++; unusable == 2 {
+				return nil, &tasks.JobError{Class: string(ge.Class), Message: ge.Error(), Final: true}
+			}
+		}
+	}
+	return nil, &tasks.JobError{
+		Class:   string(last.Class),
+		Message: fmt.Sprintf("all %d attempts failed; the last, with key %s: %s", h.maxTries, lastKey.Name(), last.Error()),
+	}
+}
+
+// failure is what the seed's log line shows in parentheses: the HTTP status,
+// or the class of a failure that had none.
+func failure(e *gemini.Error) string {
+	if e.HTTPStatus != 0 {
+		return strconv.Itoa(e.HTTPStatus)
+	}
+	return string(e.Class)
+}
+
+func request(p tasks.AnalyzeCharacter) (*gemini.Request, error) {
+	system, user, err := tasks.Prompt(p)
+	if err != nil {
+		return nil, err
+	}
+	req := &gemini.Request{SystemInstruction: system, Text: []string{user}, ResponseSchema: tasks.AnalysisSchema}
+	if p.Image != nil {
+		req.Images = []gemini.InlineData{{MIMEType: p.Image.MIMEType, Data: p.Image.Data}}
+	}
+	return req, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,97 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keyq/keyq/tasks"
+)
+
+// Defaults for Options.
+const (
+	DefaultConcurrency   = 20
+	DefaultJobRetryDelay = 15 * time.Second
+	maxJobRetryDelay     = 10 * time.Minute
+)
+
+// Options configure a Worker.
+type Options struct {
+	// Concurrency is how many jobs run at once. Default 20: the calls are
+	// slow and I/O bound.
+	Concurrency int
+	// JobRetryDelay is the wait before a job's first retry after a whole
+	// run failed; it doubles on each retry, up to 10 minutes, with jitter.
+	// Default 15s.
+	JobRetryDelay time.Duration
+	// ShutdownTimeout is how long Shutdown lets running jobs finish before
+	// putting them back in the queue. Give it more than one upstream call
+	// plus the retry delay, or a slow call is cut and run again.
+	// Default 8s (asynq's).
+	ShutdownTimeout time.Duration
+	// PollInterval is how often due retries are moved back to the queue.
+	// Default 5s (asynq's); tests shorten it.
+	PollInterval time.Duration
+	// Logger gets asynq's own messages and failed runs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Worker takes jobs from Redis and runs them with a Handler.
+type Worker struct {
+	srv     *asynq.Server
+	handler *Handler
+}
+
+// New makes a worker on rdb; Start starts it. rdb stays the caller's to close.
+func New(rdb redis.UniversalClient, h *Handler, opts Options) (*Worker, error) {
+	if rdb == nil || h == nil {
+		return nil, errors.New("worker: New needs a Redis client and a Handler")
+	}
+	if opts.Concurrency < 0 || opts.JobRetryDelay < 0 || opts.ShutdownTimeout < 0 {
+		return nil, errors.New("worker: Concurrency, JobRetryDelay and ShutdownTimeout must not be negative")
+	}
+	log := cmp.Or(opts.Logger, slog.Default())
+	base := cmp.Or(opts.JobRetryDelay, DefaultJobRetryDelay)
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:              cmp.Or(opts.Concurrency, DefaultConcurrency),
+		Queues:                   map[string]int{tasks.Queue: 1},
+		RetryDelayFunc:           func(n int, _ error, _ *asynq.Task) time.Duration { return backoff(base, n) },
+		ShutdownTimeout:          opts.ShutdownTimeout,
+		DelayedTaskCheckInterval: opts.PollInterval,
+		Logger:                   asynqLogger{log},
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			id, _ := asynq.GetTaskID(ctx)
+			retried, _ := asynq.GetRetryCount(ctx)
+			maxRetry, _ := asynq.GetMaxRetry(ctx)
+			log.Warn("job run failed", "job", id, "run", retried+1, "max_runs", maxRetry+1, "err", err)
+		}),
+	})
+	return &Worker{srv: srv, handler: h}, nil
+}
+
+// Start begins taking jobs; it returns once the worker runs.
+func (w *Worker) Start() error {
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeAnalyzeCharacter, w.handler)
+	return w.srv.Start(mux)
+}
+
+// Shutdown stops taking jobs and waits up to ShutdownTimeout for running
+// ones; those still running then go back to the queue.
+func (w *Worker) Shutdown() { w.srv.Shutdown() }
+
+// backoff is base x 2^(n) up to maxJobRetryDelay, minus up to a quarter at
+// random so that jobs failed together do not come back together.
+func backoff(base time.Duration, n int) time.Duration {
+	d := base << min(n, 20)
+	if d <= 0 || d > maxJobRetryDelay {
+		d = maxJobRetryDelay
+	}
+	return d - time.Duration(rand.Int64N(int64(d)/4+1))
+}
