@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-
 )
 
 // maxBody bounds a request body: a 7 MiB image is 9.4 MiB in base64, plus
@@ -86,4 +85,3 @@ func jsonKind(goKind string) string {
 	}
 	return goKind
 }
-

@@ -26,7 +26,9 @@ type validator interface{ validate() error }
 var commands = map[string]command{
 	"api": {"the HTTP API: accepts jobs and answers polls",
 		func() validator { return &apiConfig{} },
-		func(ctx context.Context, c validator, log *slog.Logger) error { return runAPI(ctx, *c.(*apiConfig), log) }},
+		func(ctx context.Context, c validator, log *slog.Logger) error {
+			return runAPI(ctx, *c.(*apiConfig), log)
+		}},
 	"worker": {"one worker; start as many as you like, on any hosts",
 		func() validator { return &workerConfig{} },
 		func(ctx context.Context, c validator, log *slog.Logger) error {
@@ -34,7 +36,9 @@ var commands = map[string]command{
 		}},
 	"dev": {"API + worker in one process, with an embedded Redis and a simulated Gemini unless REDIS_URL and GEMINI_API_KEY are set",
 		func() validator { return &devConfig{} },
-		func(ctx context.Context, c validator, log *slog.Logger) error { return runDev(ctx, *c.(*devConfig), log) }},
+		func(ctx context.Context, c validator, log *slog.Logger) error {
+			return runDev(ctx, *c.(*devConfig), log)
+		}},
 }
 
 // run is keyq's whole life: parse the command, load and check the
@@ -136,4 +140,3 @@ func newLogger(w io.Writer, l LogEnv) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
-
