@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,7 +42,11 @@ func serveAPI(ctx context.Context, rdb redis.UniversalClient, a APIEnv, j JobEnv
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("Backend listening on "+a.Addr, "addr", ln.Addr().String())
+	shown := a.Addr // as configured, like the seed's ":8080"
+	if strings.HasSuffix(shown, ":0") {
+		shown = ln.Addr().String()
+	}
+	log.Info("Backend listening on "+shown, "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
