@@ -16,6 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyq/keyq/keyring"
 	"github.com/keyq/keyq/tasks"
 )
 
@@ -40,6 +41,16 @@ type Options struct {
 	JobRetention time.Duration
 	// Logger gets the access log and internal errors. Default slog.Default().
 	Logger *slog.Logger
+	// Keys reports and changes the key pool's state (GET /api/keys, admin
+	// actions). Nil: those routes answer 404.
+	Keys KeyAdmin
+}
+
+// KeyAdmin is the key pool as the API sees it: by fingerprint, never a key.
+type KeyAdmin interface {
+	Statuses(ctx context.Context) ([]keyring.Status, error)
+	Disable(ctx context.Context, fingerprint, reason string) error
+	Enable(ctx context.Context, fingerprint string) error
 }
 
 // Server is the HTTP API. Its Handler is safe for concurrent use.
@@ -51,6 +62,7 @@ type Server struct {
 	timeout   time.Duration
 	retention time.Duration
 	log       *slog.Logger
+	keys      KeyAdmin
 	handler   http.Handler
 }
 
@@ -74,10 +86,13 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 		timeout:   cmp.Or(opts.JobTimeout, DefaultJobTimeout),
 		retention: cmp.Or(opts.JobRetention, DefaultJobRetention),
 		log:       cmp.Or(opts.Logger, slog.Default()),
+		keys:      opts.Keys,
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/analyze-character", s.handle(allow(s.postAnalyzeCharacter, http.MethodPost)))
 	mux.Handle("/api/jobs/{id}", s.handle(allow(s.getJob, http.MethodGet, http.MethodHead)))
+	mux.Handle("/api/keys", s.handle(allow(s.getKeys, http.MethodGet, http.MethodHead)))
+	mux.Handle("/api/keys/{fingerprint}/{action}", s.handle(allow(s.postKeyAction, http.MethodPost)))
 	mux.Handle("/healthz", s.handle(allow(s.healthz, http.MethodGet, http.MethodHead)))
 	mux.Handle("/readyz", s.handle(allow(s.readyz, http.MethodGet, http.MethodHead)))
 	mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {

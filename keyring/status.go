@@ -1,0 +1,33 @@
+package keyring
+
+import (
+	"errors"
+	"time"
+)
+
+// Key states as operators see them.
+const (
+	StateReady    = "ready"
+	StateCooling  = "cooling"
+	StateDisabled = "disabled"
+)
+
+// Status is what the fleet knows of one key: never the key itself.
+type Status struct {
+	Index       int    `json:"index"`
+	Fingerprint string `json:"fingerprint"`
+	Project     string `json:"project"`
+	// State is ready, cooling or disabled.
+	State string `json:"state"`
+	// Until is when a cooldown ends, or when a disabled key is probed next.
+	Until  *time.Time `json:"until,omitempty"`
+	Reason string     `json:"reason,omitempty"`
+	// Picks, Successes and Failures (by class) count since the key was
+	// first seen by the fleet.
+	Picks     int64            `json:"picks"`
+	Successes int64            `json:"successes"`
+	Failures  map[string]int64 `json:"failures"`
+}
+
+// ErrUnknownKey is returned for a fingerprint that no worker has announced.
+var ErrUnknownKey = errors.New("keyring: no key with that fingerprint")
