@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -24,13 +25,19 @@ type Key struct {
 	Index int
 	// Fingerprint is the first FingerprintLen hex digits of the key's SHA-256.
 	Fingerprint string
+	// Project is the Google Cloud project the key draws quota from: the
+	// label given with it ("team-a:KEY"), or "key-<fingerprint>" for an
+	// unlabeled key, which is a project of its own.
+	Project string
 
 	secret string
 }
 
-// NewKey makes the key at the 1-based index from its secret.
+// NewKey makes the key at the 1-based index from its secret, in a project
+// of its own.
 func NewKey(index int, secret string) Key {
-	return Key{Index: index, Fingerprint: Fingerprint(secret), secret: secret}
+	fp := Fingerprint(secret)
+	return Key{Index: index, Fingerprint: fp, Project: "key-" + fp, secret: secret}
 }
 
 // Fingerprint names a key without revealing it.
@@ -56,13 +63,14 @@ func (k Key) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
 
 // LogValue makes slog print the index and fingerprint, never the key.
 func (k Key) LogValue() slog.Value {
-	return slog.GroupValue(slog.Int("index", k.Index), slog.String("fingerprint", k.Fingerprint))
+	return slog.GroupValue(slog.Int("index", k.Index), slog.String("fingerprint", k.Fingerprint), slog.String("project", k.Project))
 }
 
 // ParseKeys reads the seed's format: keys separated by commas, spaces around
-// them trimmed, empty entries dropped. A repeated key is dropped too, and its
-// 1-based position among the non-empty entries is returned in dropped so the
-// caller can warn without printing it.
+// them trimmed, empty entries dropped. A key may carry the label of its
+// project, "team-a:KEY"; keys of one project share its quota. A repeated key
+// is dropped too, and its 1-based position among the non-empty entries is
+// returned in dropped so the caller can warn without printing it.
 func ParseKeys(list string) (keys []Key, dropped []int, err error) {
 	seen := make(map[string]int)
 	pos := 0
@@ -72,6 +80,16 @@ func ParseKeys(list string) (keys []Key, dropped []int, err error) {
 			continue
 		}
 		pos++
+		project := ""
+		if label, rest, ok := strings.Cut(secret, ":"); ok {
+			if !projectLabel.MatchString(label) {
+				return nil, nil, fmt.Errorf("entry %d: a project label is 1-64 letters, digits, '.', '_' or '-' before the ':'", pos)
+			}
+			project, secret = label, strings.TrimSpace(rest)
+			if secret == "" {
+				return nil, nil, fmt.Errorf("entry %d: project label %q has no key after the ':'", pos, label)
+			}
+		}
 		if i := strings.IndexFunc(secret, badKeyRune); i >= 0 {
 			return nil, nil, fmt.Errorf("entry %d: a key holds only printable ASCII without spaces or quotes (found %q at offset %d)", pos, secret[i:i+1], i)
 		}
@@ -80,13 +98,19 @@ func ParseKeys(list string) (keys []Key, dropped []int, err error) {
 			continue
 		}
 		seen[secret] = len(keys)
-		keys = append(keys, NewKey(len(keys)+1, secret))
+		k := NewKey(len(keys)+1, secret)
+		if project != "" {
+			k.Project = project
+		}
+		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
 		return nil, nil, ErrNoKeys
 	}
 	return keys, dropped, nil
 }
+
+var projectLabel = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // badKeyRune rejects what a misquoted .env line leaves in a key; naming the
 // offending rune does not reveal the key.

@@ -1,26 +1,103 @@
--- pick.lua takes the next slot of the fleet-wide rotation in one round trip.
+-- pick.lua takes the next usable key of the fleet-wide rotation, and its
+-- share of the project's budgets, in one round trip.
 --
 -- KEYS[1] -> keyq:{pool}:rr, the shared rotation counter
--- ARGV[1] -> n, the number of keys in the pool
--- ARGV[2..] -> 0-based slots to skip (keys this job run already tried)
+-- KEYS[2] -> keyq:{pool}:pause, set while the whole pool is paused
+-- KEYS[3 .. 2+n] -> keyq:{pool}:key:<fingerprint>, each slot's state hash
+-- KEYS[3+n ..] -> per project p = 1..m, three keys: keyq:{pool}:proj:<p>
+--                 (state hash), ...:rpm (log of this minute's calls, zset),
+--                 ...:rpd:<Pacific date> (today's call count)
+-- ARGV[1] -> n, the number of keys; ARGV[2] -> m, the number of projects
+-- ARGV[3] -> calls per minute per project (0 = no limit)
+-- ARGV[4] -> calls per day per project (0 = no limit)
+-- ARGV[5] -> next midnight America/Los_Angeles, ms since the epoch
+-- ARGV[6 .. 5+n] -> the project number (1..m) of each slot
+-- ARGV[6+n ..] -> 0-based slots to skip (keys this job run already tried)
 --
--- Returns {slot, counter}: the k-th pick in the fleet lands on slot (k-1) mod n,
--- or on the first slot after it that is not skipped. When every slot is
--- skipped it lands on (k-1) mod n all the same: the caller decides.
-local n = tonumber(ARGV[1])
-local c = redis.call("INCR", KEYS[1])
-local start = (c - 1) % n
-if #ARGV == 1 then
-  return {start, c}
+-- The k-th pick in the fleet starts at slot (k-1) mod n and takes the first
+-- usable slot from there: not skipped, not disabled, key and project not
+-- cooling, project within budget. Skipped slots are taken only when no other
+-- is usable. Time is Redis's, so that every replica agrees.
+--
+-- Returns {slot, 0} or, when no slot is usable, {-1, wait_ms, reason}:
+-- wait_ms is when the first one may be, or -1 when none ever will.
+local n, m = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rpm, rpd, midnight = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local paused = redis.call("PTTL", KEYS[2])
+if paused > 0 then
+  return {-1, paused, "pool paused: " .. (redis.call("GET", KEYS[2]) or "")}
 end
+
 local skip = {}
-for i = 2, #ARGV do
+for i = 6 + n, #ARGV do
   skip[tonumber(ARGV[i])] = true
 end
-for j = 0, n - 1 do
-  local s = (start + j) % n
-  if not skip[s] then
-    return {s, c}
+
+local wait, why = nil, "every key is disabled"
+local function later(ms, reason)
+  if wait == nil or ms < wait then
+    wait, why = math.max(ms, 1), reason
   end
 end
-return {start, c}
+
+local function projectBase(s)
+  return 2 + n + (tonumber(ARGV[6 + s]) - 1) * 3
+end
+
+local function usable(s)
+  local st = redis.call("HMGET", KEYS[3 + s], "disabled", "until", "probe_at")
+  if st[1] then
+    if st[3] then
+      later(tonumber(st[3]) - now, "every usable key is disabled until its next probe")
+    end
+    return false
+  end
+  if st[2] and tonumber(st[2]) > now then
+    later(tonumber(st[2]) - now, "keys cooling down")
+    return false
+  end
+  local base = projectBase(s)
+  local pu = redis.call("HGET", KEYS[base + 1], "until")
+  if pu and tonumber(pu) > now then
+    later(tonumber(pu) - now, "projects cooling down")
+    return false
+  end
+  if rpm > 0 then
+    redis.call("ZREMRANGEBYSCORE", KEYS[base + 2], "-inf", now - 60000)
+    if redis.call("ZCARD", KEYS[base + 2]) >= rpm then
+      local oldest = redis.call("ZRANGE", KEYS[base + 2], 0, 0, "WITHSCORES")
+      later(tonumber(oldest[2]) + 60000 - now, "projects at their per-minute budget (GEMINI_RPM)")
+      return false
+    end
+  end
+  if rpd > 0 and tonumber(redis.call("GET", KEYS[base + 3]) or "0") >= rpd then
+    later(midnight - now, "projects at their daily budget (GEMINI_RPD)")
+    return false
+  end
+  return true
+end
+
+local c = redis.call("INCR", KEYS[1])
+local start = (c - 1) % n
+for pass = 1, 2 do
+  for j = 0, n - 1 do
+    local s = (start + j) % n
+    if (skip[s] == nil) == (pass == 1) and usable(s) then
+      local base = projectBase(s)
+      if rpm > 0 then
+        redis.call("ZADD", KEYS[base + 2], now, now .. ":" .. c)
+        redis.call("PEXPIRE", KEYS[base + 2], 61000)
+      end
+      if rpd > 0 then
+        redis.call("INCR", KEYS[base + 3])
+        redis.call("PEXPIREAT", KEYS[base + 3], midnight + 3600000)
+      end
+      redis.call("HINCRBY", KEYS[3 + s], "picks", 1)
+      return {s, 0}
+    end
+  end
+end
+return {-1, wait or -1, why}

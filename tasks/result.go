@@ -35,16 +35,24 @@ type JobError struct {
 	Message string
 	// Final marks an error no retry can mend; the job fails at once.
 	Final bool
+	// Cause is what the worker branches on (a keyring.NoKeyError); its
+	// text is not part of Error.
+	Cause error
 }
 
 func (e *JobError) Error() string { return e.Class + ": " + e.Message }
 
-// Unwrap makes a final error asynq.SkipRetry, so asynq archives the job.
-func (e *JobError) Unwrap() error {
+// Unwrap gives the cause, and makes a final error asynq.SkipRetry so that
+// asynq archives the job.
+func (e *JobError) Unwrap() []error {
+	errs := make([]error, 0, 2)
 	if e.Final {
-		return asynq.SkipRetry
+		errs = append(errs, asynq.SkipRetry)
 	}
-	return nil
+	if e.Cause != nil {
+		errs = append(errs, e.Cause)
+	}
+	return errs
 }
 
 var classPrefix = regexp.MustCompile(`^([a-z][a-z_]{1,39}): `)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -115,7 +116,7 @@ func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.Analyze
 				tried.Clear()
 			}
 		}
-		key, err := h.ring.Pick(ctx, &tried)
+		key, err := h.pick(ctx, log, &tried)
 		if err != nil {
 			return nil, err
 		}
@@ -130,6 +131,7 @@ func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.Analyze
 			}
 		}
 		if err == nil {
+			h.report(ctx, log, key, keyring.Outcome{Kind: keyring.Success})
 			log.Info(fmt.Sprintf("[Gemini] API Key %s succeeded (attempt %d/%d)", key.Name(), attempt, h.maxTries),
 				"key", key, "tokens", resp.Usage.TotalTokens)
 			return &tasks.Result{
@@ -154,6 +156,14 @@ func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.Analyze
 		last, lastKey = ge, key
 		log.Warn(fmt.Sprintf("[Gemini] API Key %s failed (%s): %s", key.Name(), failure(ge), ge.Message),
 			"key", key, "class", string(ge.Class))
+		h.report(ctx, log, key, outcomeOf(ge, time.Now(), rand.Float64()))
+		if ge.Class == gemini.ClassLocation {
+			log.Error("[Gemini] Google refuses this host's location (egress IP) for every key: jobs fail until keyq runs from a supported region", "key", key)
+		}
+		if tooBigForQuota(ge, requestSize(req)) {
+			return nil, &tasks.JobError{Class: "too_large", Final: true,
+				Message: fmt.Sprintf("the request alone exceeds the project's input tokens per minute (%s): %s", ge.QuotaValue, ge.Error())}
+		}
 		if !ge.Retryable() {
 			return nil, &tasks.JobError{Class: string(ge.Class), Message: ge.Error(), Final: true}
 		}
@@ -172,6 +182,72 @@ func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.Analyze
 		Class:   string(last.Class),
 		Message: fmt.Sprintf("all %d attempts failed; the last, with key %s: %s", h.maxTries, lastKey.Name(), last.Error()),
 	}
+}
+
+// maxInlineWait is the longest a job run waits in place for a key to come
+// back; longer waits go back to asynq, freeing the worker.
+const maxInlineWait = 2 * time.Second
+
+// pick takes the next key for this run. When none is usable it waits in
+// place for a short while, or else hands the job back to asynq to run again
+// when the first key is back, without spending a retry (see Worker).
+func (h *Handler) pick(ctx context.Context, log *slog.Logger, tried *keyring.Skip) (keyring.Key, error) {
+	for {
+		key, err := h.ring.Pick(ctx, tried)
+		var nk *keyring.NoKeyError
+		if !errors.As(err, &nk) {
+			return key, err
+		}
+		if nk.RetryAfter < 0 {
+			return key, &tasks.JobError{Class: "no_key", Message: nk.Error()}
+		}
+		if nk.RetryAfter > maxInlineWait {
+			log.Info("[Gemini] No key can be used now: the job waits", "retry_after", nk.RetryAfter.Round(time.Millisecond), "reason", nk.Reason)
+			return key, &tasks.JobError{Class: "waiting_for_key", Message: nk.Error(), Cause: nk}
+		}
+		if err := sleep(ctx, nk.RetryAfter); err != nil {
+			return key, err
+		}
+	}
+}
+
+// report tells the keyring how a call went and logs any change of state.
+// A failure to record is logged, not fatal: the job's answer matters more.
+func (h *Handler) report(ctx context.Context, log *slog.Logger, key keyring.Key, o keyring.Outcome) {
+	c, err := h.ring.Report(ctx, key, o)
+	if err != nil {
+		log.Warn("could not record the key's outcome", "key", key, "err", err)
+		return
+	}
+	if c.State == "" {
+		return
+	}
+	left := time.Until(c.Until).Round(time.Second)
+	switch c.State {
+	case keyring.StateCooling:
+		who := ""
+		if o.Kind == keyring.CoolProject {
+			who = ", project " + key.Project
+		}
+		log.Warn(fmt.Sprintf("[Gemini] API Key %s cooling down for %s (%s%s)", key.Name(), left, c.Reason, who), "key", key, "until", c.Until)
+	case keyring.StateDisabled:
+		next := "until an operator enables it"
+		if !c.Until.IsZero() {
+			next = "; probed again in " + left.String()
+		}
+		log.Warn(fmt.Sprintf("[Gemini] API Key %s disabled (%s)%s", key.Name(), c.Reason, next), "key", key)
+	case "paused":
+		log.Warn(fmt.Sprintf("[Gemini] Key pool paused for %s (%s)", left, c.Reason))
+	}
+}
+
+// requestSize is the request's size in bytes, for a token estimate.
+func requestSize(req *gemini.Request) int {
+	n := len(req.SystemInstruction)
+	for _, t := range req.Text {
+		n += len(t)
+	}
+	return n
 }
 
 // failure is what the seed's log line shows in parentheses: the HTTP status,

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyq/keyq/keyring"
 	"github.com/keyq/keyq/tasks"
 )
 
@@ -61,7 +62,10 @@ func New(rdb redis.UniversalClient, h *Handler, opts Options) (*Worker, error) {
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cmp.Or(opts.Concurrency, DefaultConcurrency),
 		Queues:                   map[string]int{tasks.Queue: 1},
-		RetryDelayFunc:           func(n int, _ error, _ *asynq.Task) time.Duration { return backoff(base, n) },
+		RetryDelayFunc:           func(n int, err error, _ *asynq.Task) time.Duration { return retryDelay(base, n, err) },
+		// Waiting for a key to come back is not a failure of the job: it
+		// does not spend a retry.
+		IsFailure: func(err error) bool { return !waitingForKey(err) },
 		ShutdownTimeout:          opts.ShutdownTimeout,
 		DelayedTaskCheckInterval: opts.PollInterval,
 		Logger:                   asynqLogger{log},
@@ -85,6 +89,22 @@ func (w *Worker) Start() error {
 // Shutdown stops taking jobs and waits up to ShutdownTimeout for running
 // ones; those still running then go back to the queue.
 func (w *Worker) Shutdown() { w.srv.Shutdown() }
+
+// retryDelay is when a job runs again: when the first key is back if it
+// waits for one, else after a backoff.
+func retryDelay(base time.Duration, n int, err error) time.Duration {
+	var nk *keyring.NoKeyError
+	if errors.As(err, &nk) && nk.RetryAfter >= 0 {
+		// Spread the jobs that wait for the same moment over a second.
+		return nk.RetryAfter + time.Duration(rand.Int64N(int64(time.Second)))
+	}
+	return backoff(base, n)
+}
+
+func waitingForKey(err error) bool {
+	var nk *keyring.NoKeyError
+	return errors.As(err, &nk) && nk.RetryAfter >= 0
+}
 
 // backoff is base x 2^(n) up to maxJobRetryDelay, minus up to a quarter at
 // random so that jobs failed together do not come back together.
