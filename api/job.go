@@ -63,7 +63,7 @@ func jobOf(info *asynq.TaskInfo) Job {
 		Type:        info.Type,
 		Status:      statusOf(info),
 		Attempts:    info.Retried,
-		MaxAttempts: info.MaxRetry + 1,
+		MaxAttempts: tasks.MaxRuns(info.MaxRetry),
 	}
 	switch j.Status {
 	case StatusRunning, StatusSucceeded, StatusFailed:
@@ -73,7 +73,7 @@ func jobOf(info *asynq.TaskInfo) Job {
 			j.NextAttemptAt = &t
 		}
 	}
-	if j.Status == StatusSucceeded && len(info.Result) > 0 {
+	if j.Status == StatusSucceeded && json.Valid(info.Result) {
 		raw := json.RawMessage(info.Result)
 		j.Result = &raw
 	}

@@ -14,9 +14,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/keyring"
+	"github.com/keyq/keyq/metrics"
 	"github.com/keyq/keyq/tasks"
 )
 
@@ -44,6 +47,18 @@ type Options struct {
 	// Keys reports and changes the key pool's state (GET /api/keys, admin
 	// actions). Nil: those routes answer 404.
 	Keys KeyAdmin
+	// Tokens are the bearer tokens /api/* accepts (auth.go). None: /api/*
+	// is open to anyone, except the key admin routes, which then answer 403.
+	Tokens []string
+	// CORSOrigins may call /api/* from a browser: origins like
+	// https://app.example.com, or "*" for any. None: no CORS headers.
+	CORSOrigins []string
+	// Dashboard serves asynqmon at /monitoring/ and the key table at /keys
+	// behind HTTP basic auth. Zero: neither is served.
+	Dashboard Dashboard
+	// Collectors are served on /metrics besides the API's own (HTTP
+	// requests, asynq queues, keys); keyq dev adds the worker's.
+	Collectors []prometheus.Collector
 }
 
 // KeyAdmin is the key pool as the API sees it: by fingerprint, never a key.
@@ -64,6 +79,14 @@ type Server struct {
 	log       *slog.Logger
 	keys      KeyAdmin
 	handler   http.Handler
+
+	tokens       secrets
+	corsPolicy   corsPolicy
+	dashboard    *asynqmon.HTTPHandler // nil: no /monitoring/, no /keys
+	dashWritable bool
+	dashUser     secrets
+	dashPass     secrets
+	metrics      http.Handler
 }
 
 // New makes the API on rdb. rdb stays the caller's to close.
@@ -78,6 +101,10 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 	if maxRetry < 0 || opts.JobTimeout < 0 || opts.JobRetention < 0 {
 		return nil, errors.New("api: JobMaxRetry, JobTimeout and JobRetention must not be negative")
 	}
+	if opts.JobTimeout > 0 && opts.JobTimeout < time.Second {
+		// asynq keeps timeouts in whole seconds: less would be none at all.
+		return nil, errors.New("api: JobTimeout must be at least 1s")
+	}
 	s := &Server{
 		rdb:       rdb,
 		client:    asynq.NewClientFromRedisClient(rdb),
@@ -88,17 +115,32 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 		log:       cmp.Or(opts.Logger, slog.Default()),
 		keys:      opts.Keys,
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/analyze-character", s.handle(allow(s.postAnalyzeCharacter, http.MethodPost)))
-	mux.Handle("/api/jobs/{id}", s.handle(allow(s.getJob, http.MethodGet, http.MethodHead)))
-	mux.Handle("/api/keys", s.handle(allow(s.getKeys, http.MethodGet, http.MethodHead)))
-	mux.Handle("/api/keys/{fingerprint}/{action}", s.handle(allow(s.postKeyAction, http.MethodPost)))
-	mux.Handle("/healthz", s.handle(allow(s.healthz, http.MethodGet, http.MethodHead)))
-	mux.Handle("/readyz", s.handle(allow(s.readyz, http.MethodGet, http.MethodHead)))
-	mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return &Error{Code: CodeNotFound, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)}
-	}))
-	s.handler = s.accessLog(mux)
+	var err error
+	if s.corsPolicy, err = newCORSPolicy(opts.CORSOrigins); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s.tokens = newSecrets(opts.Tokens)
+	if d := opts.Dashboard; d.Password != "" {
+		if s.dashboard, err = newDashboard(rdb, d); err != nil {
+			return nil, err
+		}
+		s.dashWritable = d.Writable
+		s.dashUser = newSecrets([]string{cmp.Or(d.User, "admin")})
+		s.dashPass = newSecrets([]string{d.Password})
+	}
+	httpMetrics := metrics.NewHTTP()
+	cs := append([]prometheus.Collector{httpMetrics, metrics.NewQueueCollector(s.inspector)}, opts.Collectors...)
+	if s.keys != nil {
+		cs = append(cs, metrics.NewKeyCollector(s.keys, redisTimeout))
+	}
+	reg, err := metrics.NewRegistry(cs...)
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("api: metrics: %w", err)
+	}
+	s.metrics = metrics.Handler(reg)
+	// The route table (routes.go) is the whole HTTP surface.
+	s.handler = s.accessLog(httpMetrics.Middleware(s.cors(s.mux())))
 	return s, nil
 }
 
@@ -157,11 +199,15 @@ func (s *Server) postAnalyzeCharacter(w http.ResponseWriter, r *http.Request) er
 	if idem != "" {
 		id = jobIDFor(idem)
 	}
-	task, err := tasks.NewAnalyzeCharacterTask(p, asynq.TaskID(id), asynq.Queue(tasks.Queue),
-		asynq.MaxRetry(s.maxRetry), asynq.Timeout(s.timeout), asynq.Retention(s.retention))
+	task, err := tasks.NewAnalyzeCharacterTask(p)
 	if err != nil {
 		return err
 	}
+	// The enqueue time rides along in a header, for the worker's job
+	// latency metric (metrics.JobMiddleware).
+	task = asynq.NewTaskWithHeaders(task.Type(), task.Payload(), metrics.EnqueueHeaders(time.Now()),
+		asynq.TaskID(id), asynq.Queue(tasks.Queue),
+		asynq.MaxRetry(tasks.AsynqMaxRetry(s.maxRetry)), asynq.Timeout(s.timeout), asynq.Retention(s.retention))
 	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
 	defer cancel()
 	status, code := "queued", http.StatusAccepted

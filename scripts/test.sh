@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test against real redis-servers: each test binary starts its own
 # on a free port (internal/redistest), or uses KEYQ_TEST_REDIS_URL if set.
-# Installs Debian's redis-server first if it is missing.
+# Installs Debian's redis-server first if it is missing, and Debian's
+# docker-compose (to validate docker-compose.yml) when apt is there.
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run Failover ./worker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,17 @@ if [ -z "${KEYQ_TEST_REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 	# The package starts a system-wide server on :6379; the tests never use it.
+fi
+
+# docker-compose validates docker-compose.yml (internal/deploytest); no Docker
+# engine is needed. Without it, or without apt, that test skips and says why.
+if ! command -v docker-compose >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+	echo "test.sh: docker-compose not found, installing Debian's package" >&2
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq docker-compose >/dev/null; }; then
+		echo "test.sh: could not install docker-compose; the compose file will not be validated" >&2
+	fi
 fi
 
 if [ $# -eq 0 ]; then

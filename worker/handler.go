@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyq/keyq/gemini"
 	"github.com/keyq/keyq/keyring"
+	"github.com/keyq/keyq/metrics"
 	"github.com/keyq/keyq/tasks"
 )
 
@@ -39,7 +40,7 @@ type HandlerOptions struct {
 type Handler struct {
 	gem        *gemini.Client
 	ring       *keyring.Ring
-	maxTries   int
+	retries    int
 	retryDelay time.Duration
 	log        *slog.Logger
 }
@@ -56,14 +57,15 @@ func NewHandler(gem *gemini.Client, ring *keyring.Ring, opts HandlerOptions) (*H
 	return &Handler{
 		gem:        gem,
 		ring:       ring,
-		maxTries:   min(retries+1, 2*ring.Len()),
+		retries:    retries,
 		retryDelay: cmp.Or(opts.RetryDelay, DefaultRetryDelay),
 		log:        cmp.Or(opts.Logger, slog.Default()),
 	}, nil
 }
 
-// MaxAttempts is how many upstream calls one job run may make.
-func (h *Handler) MaxAttempts() int { return h.maxTries }
+// MaxAttempts is how many upstream calls one job run may make now: the
+// seed's min(retries+1, 2 x keys), following reloads of the keys.
+func (h *Handler) MaxAttempts() int { return min(h.retries+1, 2*h.ring.Len()) }
 
 // ProcessTask runs one job run of an analyze-character task.
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
@@ -75,7 +77,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	res, err := h.analyze(ctx, log, p)
 	if err != nil {
-		return err
+		return lastRun(ctx, err)
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
@@ -87,6 +89,26 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
+// lastRun makes the failure of a job's last run final (see
+// tasks.AsynqMaxRetry); waiting for a key is never a failure.
+func lastRun(ctx context.Context, err error) error {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if waitingForKey(err) || !tasks.LastRun(retried, maxRetry) {
+		return err
+	}
+	var je *tasks.JobError
+	if errors.As(err, &je) {
+		je.Final = true
+		return je
+	}
+	class := "worker"
+	if errors.Is(err, context.DeadlineExceeded) {
+		class = "timeout"
+	}
+	return &tasks.JobError{Class: class, Message: err.Error(), Final: true}
+}
+
 // analyze is one job run: up to maxTries attempts over the rotation.
 func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.AnalyzeCharacter) (*tasks.Result, error) {
 	req, err := request(p)
@@ -94,6 +116,7 @@ func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.Analyze
 		return nil, &tasks.JobError{Class: "bad_payload", Message: err.Error(), Final: true}
 	}
 	start := time.Now()
+	maxTries := h.MaxAttempts()
 	var (
 		tried    keyring.Skip // keys this run tried since it last walked the whole pool
 		bad      keyring.Skip // keys that failed because of the key itself
@@ -101,7 +124,7 @@ func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.Analyze
 		last     *gemini.Error
 		lastKey  keyring.Key
 	)
-	for attempt := 1; attempt <= h.maxTries; attempt++ {
+	for attempt := 1; attempt <= maxTries; attempt++ {
 		if attempt > 1 {
 			log.Info(fmt.Sprintf("[Gemini] Retrying with next key in %dms...", h.retryDelay.Milliseconds()))
 			if err := sleep(ctx, h.retryDelay); err != nil {
@@ -116,13 +139,17 @@ func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.Analyze
 				tried.Clear()
 			}
 		}
+		picked := time.Now()
 		key, err := h.pick(ctx, log, &tried)
 		if err != nil {
 			return nil, err
 		}
+		metrics.ObservePick(time.Since(picked))
 		tried.Add(key)
-		log.Info(fmt.Sprintf("[Gemini] Using API Key %s (attempt %d/%d)", key.Name(), attempt, h.maxTries), "key", key)
+		log.Info(fmt.Sprintf("[Gemini] Using API Key %s (attempt %d/%d)", key.Name(), attempt, maxTries), "key", key)
+		called := time.Now()
 		resp, err := h.gem.Generate(ctx, key.Secret(), req)
+		metrics.ObserveUpstream(upstreamClass(err), time.Since(called))
 		var analysis tasks.CharacterAnalysis
 		if err == nil {
 			analysis, err = tasks.ParseAnalysis(resp.Text)
@@ -132,7 +159,7 @@ func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.Analyze
 		}
 		if err == nil {
 			h.report(ctx, log, key, keyring.Outcome{Kind: keyring.Success})
-			log.Info(fmt.Sprintf("[Gemini] API Key %s succeeded (attempt %d/%d)", key.Name(), attempt, h.maxTries),
+			log.Info(fmt.Sprintf("[Gemini] API Key %s succeeded (attempt %d/%d)", key.Name(), attempt, maxTries),
 				"key", key, "tokens", resp.Usage.TotalTokens)
 			return &tasks.Result{
 				Analysis:       analysis,
@@ -180,8 +207,20 @@ func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.Analyze
 	}
 	return nil, &tasks.JobError{
 		Class:   string(last.Class),
-		Message: fmt.Sprintf("all %d attempts failed; the last, with key %s: %s", h.maxTries, lastKey.Name(), last.Error()),
+		Message: fmt.Sprintf("all %d attempts failed; the last, with key %s: %s", maxTries, lastKey.Name(), last.Error()),
 	}
+}
+
+// upstreamClass labels a call's latency: "ok" or the failure's class.
+func upstreamClass(err error) string {
+	var ge *gemini.Error
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &ge):
+		return string(ge.Class)
+	}
+	return "error"
 }
 
 // maxInlineWait is the longest a job run waits in place for a key to come

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/keyring"
+	"github.com/keyq/keyq/metrics"
 	"github.com/keyq/keyq/tasks"
 )
 
@@ -39,14 +40,19 @@ type Options struct {
 	// PollInterval is how often due retries are moved back to the queue.
 	// Default 5s (asynq's); tests shorten it.
 	PollInterval time.Duration
+	// ProbeInterval is how often the worker looks for disabled keys due
+	// for a probe. Default 30s.
+	ProbeInterval time.Duration
 	// Logger gets asynq's own messages and failed runs. Default slog.Default().
 	Logger *slog.Logger
 }
 
 // Worker takes jobs from Redis and runs them with a Handler.
 type Worker struct {
-	srv     *asynq.Server
-	handler *Handler
+	srv        *asynq.Server
+	handler    *Handler
+	probeEvery time.Duration
+	stopProbes context.CancelFunc
 }
 
 // New makes a worker on rdb; Start starts it. rdb stays the caller's to close.
@@ -54,18 +60,18 @@ func New(rdb redis.UniversalClient, h *Handler, opts Options) (*Worker, error) {
 	if rdb == nil || h == nil {
 		return nil, errors.New("worker: New needs a Redis client and a Handler")
 	}
-	if opts.Concurrency < 0 || opts.JobRetryDelay < 0 || opts.ShutdownTimeout < 0 {
-		return nil, errors.New("worker: Concurrency, JobRetryDelay and ShutdownTimeout must not be negative")
+	if opts.Concurrency < 0 || opts.JobRetryDelay < 0 || opts.ShutdownTimeout < 0 || opts.ProbeInterval < 0 {
+		return nil, errors.New("worker: Concurrency, JobRetryDelay, ShutdownTimeout and ProbeInterval must not be negative")
 	}
 	log := cmp.Or(opts.Logger, slog.Default())
 	base := cmp.Or(opts.JobRetryDelay, DefaultJobRetryDelay)
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:              cmp.Or(opts.Concurrency, DefaultConcurrency),
-		Queues:                   map[string]int{tasks.Queue: 1},
-		RetryDelayFunc:           func(n int, err error, _ *asynq.Task) time.Duration { return retryDelay(base, n, err) },
+		Concurrency:    cmp.Or(opts.Concurrency, DefaultConcurrency),
+		Queues:         map[string]int{tasks.Queue: 1},
+		RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration { return retryDelay(base, n, err) },
 		// Waiting for a key to come back is not a failure of the job: it
 		// does not spend a retry.
-		IsFailure: func(err error) bool { return !waitingForKey(err) },
+		IsFailure:                func(err error) bool { return !waitingForKey(err) },
 		ShutdownTimeout:          opts.ShutdownTimeout,
 		DelayedTaskCheckInterval: opts.PollInterval,
 		Logger:                   asynqLogger{log},
@@ -73,22 +79,35 @@ func New(rdb redis.UniversalClient, h *Handler, opts Options) (*Worker, error) {
 			id, _ := asynq.GetTaskID(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
-			log.Warn("job run failed", "job", id, "run", retried+1, "max_runs", maxRetry+1, "err", err)
+			log.Warn("job run failed", "job", id, "run", retried+1, "max_runs", tasks.MaxRuns(maxRetry), "err", err)
 		}),
 	})
-	return &Worker{srv: srv, handler: h}, nil
+	return &Worker{srv: srv, handler: h, probeEvery: cmp.Or(opts.ProbeInterval, DefaultProbeInterval)}, nil
 }
 
-// Start begins taking jobs; it returns once the worker runs.
+// Start begins taking jobs and probing disabled keys; it returns once the
+// worker runs.
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
+	mux.Use(metrics.JobMiddleware)
 	mux.Handle(tasks.TypeAnalyzeCharacter, w.handler)
-	return w.srv.Start(mux)
+	if err := w.srv.Start(mux); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stopProbes = cancel
+	go w.handler.probeLoop(ctx, w.probeEvery)
+	return nil
 }
 
 // Shutdown stops taking jobs and waits up to ShutdownTimeout for running
 // ones; those still running then go back to the queue.
-func (w *Worker) Shutdown() { w.srv.Shutdown() }
+func (w *Worker) Shutdown() {
+	if w.stopProbes != nil {
+		w.stopProbes()
+	}
+	w.srv.Shutdown()
+}
 
 // retryDelay is when a job runs again: when the first key is back if it
 // waits for one, else after a backoff.

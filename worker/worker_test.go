@@ -36,6 +36,7 @@ type env struct {
 	client   *asynq.Client
 	inspect  *asynq.Inspector
 	handler  *worker.Handler
+	ring     *keyring.Ring
 	keys     []keyring.Key
 	maxRetry int
 }
@@ -46,6 +47,8 @@ type setup struct {
 	maxRetry   int
 	workers    int
 	latency    time.Duration
+	ring       keyring.Options
+	keys       []string // default: secrets, each a project of its own
 }
 
 func start(t *testing.T, s setup) *env {
@@ -54,7 +57,11 @@ func start(t *testing.T, s setup) *env {
 	up, base := geminifake.Start(t, geminifake.Options{Latency: s.latency})
 	logs := &testutil.Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	keys, _, err := keyring.ParseKeys(strings.Join(secrets, ","))
+	list := strings.Join(secrets, ",")
+	if s.keys != nil {
+		list = strings.Join(s.keys, ",")
+	}
+	keys, _, err := keyring.ParseKeys(list)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +71,7 @@ func start(t *testing.T, s setup) *env {
 		// Each worker its own Redis client, as separate processes would.
 		opt, _ := redis.ParseURL(url)
 		wrdb := redis.NewClient(opt)
-		ring, err := keyring.New(wrdb, keys, keyring.Options{})
+		ring, err := keyring.New(wrdb, keys, s.ring)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +83,11 @@ func start(t *testing.T, s setup) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := worker.New(wrdb, h, worker.Options{Concurrency: 4, JobRetryDelay: 20 * time.Millisecond,
+		if err := ring.Announce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		e.ring = ring
+		w, err := worker.New(wrdb, h, worker.Options{Concurrency: 4, JobRetryDelay: 20 * time.Millisecond, ProbeInterval: 50 * time.Millisecond,
 			PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second, Logger: log})
 		if err != nil {
 			t.Fatal(err)
@@ -94,7 +105,7 @@ func (e *env) enqueue(name string) string {
 	e.t.Helper()
 	id := fmt.Sprintf("%032x", time.Now().UnixNano())
 	task, err := tasks.NewAnalyzeCharacterTask(tasks.AnalyzeCharacter{Name: name}, asynq.TaskID(id),
-		asynq.Queue(tasks.Queue), asynq.MaxRetry(e.maxRetry), asynq.Retention(time.Hour))
+		asynq.Queue(tasks.Queue), asynq.MaxRetry(tasks.AsynqMaxRetry(e.maxRetry)), asynq.Retention(time.Hour))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -184,6 +195,9 @@ func TestEveryAttemptFailsThenRetryingThenFailed(t *testing.T) {
 	info := e.await(id, asynq.TaskStateArchived)
 	if info.Retried != 1 {
 		t.Errorf("Retried = %d, want 1 (JOB_MAX_RETRY)", info.Retried)
+	}
+	if tasks.MaxRuns(info.MaxRetry) != 2 {
+		t.Errorf("MaxRuns = %d, want 2", tasks.MaxRuns(info.MaxRetry))
 	}
 	je := tasks.ParseJobError(info.LastErr)
 	if je.Class != "unavailable" || !strings.Contains(je.Message, "all 6 attempts failed") {

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/api"
+	"github.com/keyq/keyq/keyring"
 )
 
 func runAPI(ctx context.Context, cfg apiConfig, log *slog.Logger) error {
@@ -21,16 +22,23 @@ func runAPI(ctx context.Context, cfg apiConfig, log *slog.Logger) error {
 		return err
 	}
 	defer rdb.Close()
-	return serveAPI(ctx, rdb, cfg.APIEnv, cfg.JobEnv, log)
+	return serveAPI(ctx, rdb, cfg.Model, cfg.APIEnv, cfg.JobEnv, apiOps{APIAuthEnv: cfg.APIAuthEnv, DashboardEnv: cfg.DashboardEnv}, log)
 }
 
 // serveAPI listens before it serves, so a taken port fails at once, and
 // drains in-flight requests when ctx ends.
-func serveAPI(ctx context.Context, rdb redis.UniversalClient, a APIEnv, j JobEnv, log *slog.Logger) error {
-	srv, err := api.New(rdb, api.Options{JobMaxRetry: &j.MaxRetry, JobTimeout: j.Timeout, JobRetention: j.Retention, Logger: log})
+func serveAPI(ctx context.Context, rdb redis.UniversalClient, model string, a APIEnv, j JobEnv, ops apiOps, log *slog.Logger) error {
+	opts, err := ops.options(log)
 	if err != nil {
 		return configError{err}
 	}
+	opts.JobMaxRetry, opts.JobTimeout, opts.JobRetention, opts.Logger = &j.MaxRetry, j.Timeout, j.Retention, log
+	opts.Keys = keyring.NewAdmin(rdb, keyringOptions(GeminiEnv{Model: model}))
+	srv, err := api.New(rdb, opts)
+	if err != nil {
+		return configError{err}
+	}
+	defer srv.Close() // the dashboard's Redis connections
 	ln, err := net.Listen("tcp", a.Addr)
 	if err != nil {
 		return configError{fmt.Errorf("API_ADDR %s: %w", a.Addr, err)}

@@ -17,7 +17,10 @@ type RedisEnv struct {
 }
 
 type GeminiEnv struct {
-	APIKey     string        `envconfig:"GEMINI_API_KEY" desc:"Gemini API keys separated by commas (required by worker)"`
+	APIKey     string        `envconfig:"GEMINI_API_KEY" desc:"Gemini API keys separated by commas, each optionally project:KEY (worker needs this or GEMINI_API_KEY_FILE)"`
+	APIKeyFile string        `envconfig:"GEMINI_API_KEY_FILE" desc:"file with the keys in the same syntax; re-read on SIGHUP and when it changes"`
+	RPM        int           `envconfig:"GEMINI_RPM" default:"0" desc:"calls per minute allowed per project and model, fleet-wide (0 = no limit)"`
+	RPD        int           `envconfig:"GEMINI_RPD" default:"0" desc:"calls per day (Pacific) allowed per project and model, fleet-wide (0 = no limit)"`
 	Model      string        `envconfig:"GEMINI_MODEL" default:"gemini-2.5-flash" desc:"model name"`
 	BaseURL    string        `envconfig:"GEMINI_BASE_URL" default:"https://generativelanguage.googleapis.com" desc:"upstream base URL"`
 	Timeout    time.Duration `envconfig:"GEMINI_TIMEOUT" default:"60s" desc:"bound on one upstream call"`
@@ -50,6 +53,9 @@ type apiConfig struct {
 	APIEnv
 	JobEnv
 	LogEnv
+	APIAuthEnv
+	DashboardEnv
+	Model string `envconfig:"GEMINI_MODEL" default:"gemini-2.5-flash" desc:"model whose key pool /api/keys, /keys and /metrics show"`
 }
 
 type workerConfig struct {
@@ -57,6 +63,7 @@ type workerConfig struct {
 	GeminiEnv
 	WorkerEnv
 	LogEnv
+	MetricsEnv
 }
 
 // devConfig differs in its defaults: no REDIS_URL means an embedded Redis,
@@ -68,6 +75,8 @@ type devConfig struct {
 	JobEnv
 	WorkerEnv
 	LogEnv
+	APIAuthEnv
+	DashboardEnv
 	SimLatency     time.Duration `envconfig:"SIM_LATENCY" default:"2s" desc:"simulated Gemini: time to answer"`
 	SimFailureRate float64       `envconfig:"SIM_FAILURE_RATE" default:"0.2" desc:"simulated Gemini: share of calls answered 503"`
 }
@@ -78,8 +87,8 @@ func (c apiConfig) validate() error {
 
 func (c workerConfig) validate() error {
 	var errs []error
-	if strings.Trim(c.APIKey, " ,") == "" {
-		errs = append(errs, errors.New("GEMINI_API_KEY is required: one or more keys separated by commas"))
+	if strings.Trim(c.APIKey, " ,") == "" && c.APIKeyFile == "" {
+		errs = append(errs, errors.New("GEMINI_API_KEY is required: one or more keys separated by commas (or GEMINI_API_KEY_FILE)"))
 	}
 	return errors.Join(append(errs, validateRedisURL(c.URL), c.GeminiEnv.validate(), c.WorkerEnv.validate(), c.LogEnv.validate())...)
 }
@@ -121,6 +130,12 @@ func (g GeminiEnv) validate() error {
 	if g.RetryDelay < 0 {
 		errs = append(errs, fmt.Errorf("GEMINI_RETRY_DELAY must not be negative (got %s)", g.RetryDelay))
 	}
+	if g.APIKey != "" && g.APIKeyFile != "" {
+		errs = append(errs, errors.New("set GEMINI_API_KEY or GEMINI_API_KEY_FILE, not both"))
+	}
+	if g.RPM < 0 || g.RPD < 0 {
+		errs = append(errs, fmt.Errorf("GEMINI_RPM and GEMINI_RPD must be 0 (no limit) or more (got %d, %d)", g.RPM, g.RPD))
+	}
 	return errors.Join(errs...)
 }
 
@@ -129,8 +144,8 @@ func (j JobEnv) validate() error {
 	if j.MaxRetry < 0 {
 		errs = append(errs, fmt.Errorf("JOB_MAX_RETRY must be 0 or more (got %d)", j.MaxRetry))
 	}
-	if j.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("JOB_TIMEOUT must be positive, like 5m (got %s)", j.Timeout))
+	if j.Timeout < time.Second {
+		errs = append(errs, fmt.Errorf("JOB_TIMEOUT must be 1s or more, like 5m (got %s)", j.Timeout))
 	}
 	if j.Retention <= 0 {
 		errs = append(errs, fmt.Errorf("JOB_RETENTION must be positive, like 24h (got %s)", j.Retention))

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/metrics"
 	"github.com/keyq/keyq/tasks"
 )
 
@@ -42,7 +43,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 	}
 	defer rdb.Close()
 
-	if cfg.APIKey == "" {
+	if cfg.APIKey == "" && cfg.APIKeyFile == "" {
 		base, stop, err := startSimulator(cfg)
 		if err != nil {
 			return err
@@ -53,7 +54,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 		cfg.APIKey, cfg.BaseURL = simulatedKeys, base
 	}
 
-	w, err := newWorker(rdb, cfg.GeminiEnv, cfg.WorkerEnv, log)
+	w, err := newWorker(ctx, rdb, cfg.GeminiEnv, cfg.WorkerEnv, log)
 	if err != nil {
 		return err
 	}
@@ -61,7 +62,10 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 		return err
 	}
 	defer w.Shutdown()
-	return serveAPI(ctx, rdb, cfg.APIEnv, cfg.JobEnv, log)
+	// The worker's metrics join the API's on /metrics: one process, one
+	// scrape (keyq dev has no WORKER_METRICS_ADDR).
+	ops := apiOps{APIAuthEnv: cfg.APIAuthEnv, DashboardEnv: cfg.DashboardEnv, collectors: metrics.WorkerCollectors()}
+	return serveAPI(ctx, rdb, cfg.Model, cfg.APIEnv, cfg.JobEnv, ops, log)
 }
 
 // startMiniredis starts the embedded Redis and moves its clock forward from

@@ -118,6 +118,7 @@ func TestAPIAndTwoWorkers(t *testing.T) {
 	t.Setenv("GEMINI_BASE_URL", base)
 	t.Setenv("GEMINI_RETRY_DELAY", "5ms")
 	t.Setenv("API_ADDR", "127.0.0.1:0")
+	t.Setenv("WORKER_METRICS_ADDR", "off") // two workers in one process
 
 	ctx, cancel := context.WithCancel(context.Background())
 	procs := []*proc{startCmd(t, ctx, "api"), startCmd(t, ctx, "worker"), startCmd(t, ctx, "worker")}

@@ -49,6 +49,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	name := args[0]
+	if name == "submit" { // a client: configured by flags, not the environment
+		return runSubmit(ctx, args[1:], stdout, stderr)
+	}
 	cmd, ok := commands[name]
 	if !ok {
 		fmt.Fprintf(stderr, "keyq: unknown command %q\n\n", name)
@@ -107,6 +110,7 @@ func usage(w io.Writer) {
 	for _, name := range []string{"dev", "api", "worker"} {
 		fmt.Fprintf(tw, "  %s\t%s\n", name, commands[name].summary)
 	}
+	fmt.Fprintf(tw, "  %s\t%s\n", "submit", "post a job to a keyq API and follow it; --count N makes a small load run (keyq submit --help)")
 	tw.Flush()
 	fmt.Fprintln(w, "\nkeyq <command> --help lists the environment variables of a command.")
 }

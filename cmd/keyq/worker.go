@@ -19,7 +19,12 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		return err
 	}
 	defer rdb.Close()
-	w, err := newWorker(rdb, cfg.GeminiEnv, cfg.WorkerEnv, log)
+	stopMetrics, err := serveWorkerMetrics(ctx, cfg.MetricsEnv, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	w, err := newWorker(ctx, rdb, cfg.GeminiEnv, cfg.WorkerEnv, log)
 	if err != nil {
 		return err
 	}
@@ -32,18 +37,23 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	return nil
 }
 
-func newWorker(rdb redis.UniversalClient, g GeminiEnv, wc WorkerEnv, log *slog.Logger) (*worker.Worker, error) {
-	keys, dropped, err := keyring.ParseKeys(g.APIKey)
+// newWorker builds a worker and, with GEMINI_API_KEY_FILE, watches the file
+// until ctx ends.
+func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc WorkerEnv, log *slog.Logger) (*worker.Worker, error) {
+	keys, sum, err := loadKeys(g, log)
 	if err != nil {
-		return nil, configError{fmt.Errorf("GEMINI_API_KEY: %w", err)}
-	}
-	for _, pos := range dropped {
-		log.Warn(fmt.Sprintf("GEMINI_API_KEY: dropped the duplicate key at position %d", pos))
+		return nil, configError{err}
 	}
 	log.Info(fmt.Sprintf("Loaded %d Gemini API keys for load balancing", len(keys)), "keys", keys)
-	ring, err := keyring.New(rdb, keys, keyring.Options{})
+	ring, err := keyring.New(rdb, keys, keyringOptions(g))
 	if err != nil {
-		return nil, err
+		return nil, configError{err}
+	}
+	if err := ring.Announce(ctx); err != nil {
+		log.Warn("could not announce the keys to Redis; /api/keys will not show them until it can", "err", err)
+	}
+	if g.APIKeyFile != "" {
+		go watchKeyFile(ctx, g, ring, sum, log)
 	}
 	gem, err := gemini.New(gemini.Options{BaseURL: g.BaseURL, Model: g.Model, Timeout: g.Timeout})
 	if err != nil {
@@ -53,7 +63,8 @@ func newWorker(rdb redis.UniversalClient, g GeminiEnv, wc WorkerEnv, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	log.Info("worker ready", "concurrency", wc.Concurrency, "model", g.Model, "attempts_per_run", h.MaxAttempts())
+	log.Info("worker ready", "concurrency", wc.Concurrency, "model", g.Model, "attempts_per_run", h.MaxAttempts(),
+		"projects", ring.Projects(), "rpm", g.RPM, "rpd", g.RPD)
 	return worker.New(rdb, h, worker.Options{
 		Concurrency:   wc.Concurrency,
 		JobRetryDelay: wc.JobRetryDelay,
@@ -62,4 +73,10 @@ func newWorker(rdb redis.UniversalClient, g GeminiEnv, wc WorkerEnv, log *slog.L
 		ShutdownTimeout: g.Timeout + g.RetryDelay + 5*time.Second,
 		Logger:          log,
 	})
+}
+
+// keyringOptions names the pool after the model: Gemini's quotas are per
+// project and model, and so are keyq's cooldowns and budgets.
+func keyringOptions(g GeminiEnv) keyring.Options {
+	return keyring.Options{Pool: g.Model, RPM: g.RPM, RPD: g.RPD}
 }

@@ -1,0 +1,80 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// access says who may call a route.
+type access int
+
+const (
+	// public routes answer anyone: probes, scrapers, the API's description.
+	public access = iota
+	// bearer routes need a token from API_TOKENS when tokens are set, and
+	// are open when none are (keyq api warns at start).
+	bearer
+	// admin routes always need a token: with no API_TOKENS they answer 403.
+	admin
+	// operator routes (the dashboard, the keys page) need the dashboard's
+	// basic auth; they exist only when a dashboard password is set.
+	operator
+)
+
+// route is one entry of the server's route table; the ServeMux is built
+// from it and nothing else, so the table is the whole HTTP surface (the
+// OpenAPI test walks it).
+type route struct {
+	pattern string
+	access  access
+	// methods the route answers; handle answers 405 for the others. Nil
+	// with handler: the handler checks methods itself.
+	methods []string
+	handle  handlerFunc
+	// handler serves routes that are not ours (asynqmon, Prometheus).
+	handler http.Handler
+}
+
+// routes is the route table.
+func (s *Server) routes() []route {
+	get := []string{http.MethodGet, http.MethodHead}
+	post := []string{http.MethodPost}
+	rs := []route{
+		{pattern: "/api/analyze-character", access: bearer, methods: post, handle: s.postAnalyzeCharacter},
+		{pattern: "/api/jobs/{id}", access: bearer, methods: get, handle: s.getJob},
+		{pattern: "/api/keys", access: bearer, methods: get, handle: s.getKeys},
+		{pattern: "/api/keys/{fingerprint}/{action}", access: admin, methods: post, handle: s.postKeyAction},
+		{pattern: "/api/openapi.yaml", access: public, methods: get, handle: s.getOpenAPI},
+		{pattern: "/healthz", access: public, methods: get, handle: s.healthz},
+		{pattern: "/readyz", access: public, methods: get, handle: s.readyz},
+		{pattern: "/metrics", access: public, methods: get, handler: s.metrics},
+	}
+	if s.dashboard != nil {
+		rs = append(rs,
+			route{pattern: s.dashboard.RootPath() + "/", access: operator, handler: s.dashboardHandler()},
+			route{pattern: "/keys", access: operator, methods: get, handle: s.keysPage},
+		)
+	}
+	return rs
+}
+
+// mux builds the ServeMux from the route table, each route behind its
+// access check, and a JSON 404 for everything else.
+func (s *Server) mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		f := rt.handle
+		if f == nil {
+			h := rt.handler
+			f = func(w http.ResponseWriter, r *http.Request) error { h.ServeHTTP(w, r); return nil }
+		}
+		if rt.methods != nil {
+			f = allow(f, rt.methods...)
+		}
+		mux.Handle(rt.pattern, s.guard(rt.access, s.handle(f)))
+	}
+	mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return &Error{Code: CodeNotFound, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)}
+	}))
+	return mux
+}
