@@ -41,12 +41,18 @@ func loadKeys(g GeminiEnv, log *slog.Logger) ([]keyring.Key, []byte, error) {
 	return keys, sum[:], nil
 }
 
+// notifyHUP starts catching SIGHUP, before anything announces that the
+// worker is up, so that an early signal reloads rather than kills it.
+func notifyHUP() chan os.Signal {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return hup
+}
+
 // watchKeyFile re-reads GEMINI_API_KEY_FILE on SIGHUP and when its content
 // changes, and swaps the ring's keys without a restart. A bad file is logged
 // and the keys in use stay.
-func watchKeyFile(ctx context.Context, g GeminiEnv, ring *keyring.Ring, sum []byte, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+func watchKeyFile(ctx context.Context, g GeminiEnv, ring *keyring.Ring, sum []byte, hup chan os.Signal, log *slog.Logger) {
 	defer signal.Stop(hup)
 	tick := time.NewTicker(keyFileCheck)
 	defer tick.Stop()

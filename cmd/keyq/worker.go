@@ -49,11 +49,11 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 	if err != nil {
 		return nil, configError{err}
 	}
+	if g.APIKeyFile != "" {
+		go watchKeyFile(ctx, g, ring, sum, notifyHUP(), log)
+	}
 	if err := ring.Announce(ctx); err != nil {
 		log.Warn("could not announce the keys to Redis; /api/keys will not show them until it can", "err", err)
-	}
-	if g.APIKeyFile != "" {
-		go watchKeyFile(ctx, g, ring, sum, log)
 	}
 	gem, err := gemini.New(gemini.Options{BaseURL: g.BaseURL, Model: g.Model, Timeout: g.Timeout})
 	if err != nil {
