@@ -11,8 +11,10 @@
 -- ARGV[3] -> calls per minute per project (0 = no limit)
 -- ARGV[4] -> calls per day per project (0 = no limit)
 -- ARGV[5] -> next midnight America/Los_Angeles, ms since the epoch
--- ARGV[6 .. 5+n] -> the project number (1..m) of each slot
--- ARGV[6+n ..] -> 0-based slots to skip (keys this job run already tried)
+-- ARGV[6] -> the per-minute window in ms: a minute plus a margin, because
+--            a call is counted here when picked and upstream when it arrives
+-- ARGV[7 .. 6+n] -> the project number (1..m) of each slot
+-- ARGV[7+n ..] -> 0-based slots to skip (keys this job run already tried)
 --
 -- The k-th pick in the fleet starts at slot (k-1) mod n and takes the first
 -- usable slot from there: not skipped, not disabled, key and project not
@@ -22,7 +24,7 @@
 -- Returns {slot, 0} or, when no slot is usable, {-1, wait_ms, reason}:
 -- wait_ms is when the first one may be, or -1 when none ever will.
 local n, m = tonumber(ARGV[1]), tonumber(ARGV[2])
-local rpm, rpd, midnight = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local rpm, rpd, midnight, window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -32,7 +34,7 @@ if paused > 0 then
 end
 
 local skip = {}
-for i = 6 + n, #ARGV do
+for i = 7 + n, #ARGV do
   skip[tonumber(ARGV[i])] = true
 end
 
@@ -44,7 +46,7 @@ local function later(ms, reason)
 end
 
 local function projectBase(s)
-  return 2 + n + (tonumber(ARGV[6 + s]) - 1) * 3
+  return 2 + n + (tonumber(ARGV[7 + s]) - 1) * 3
 end
 
 local function usable(s)
@@ -66,10 +68,10 @@ local function usable(s)
     return false
   end
   if rpm > 0 then
-    redis.call("ZREMRANGEBYSCORE", KEYS[base + 2], "-inf", now - 60000)
+    redis.call("ZREMRANGEBYSCORE", KEYS[base + 2], "-inf", now - window)
     if redis.call("ZCARD", KEYS[base + 2]) >= rpm then
       local oldest = redis.call("ZRANGE", KEYS[base + 2], 0, 0, "WITHSCORES")
-      later(tonumber(oldest[2]) + 60000 - now, "projects at their per-minute budget (GEMINI_RPM)")
+      later(tonumber(oldest[2]) + window - now, "projects at their per-minute budget (GEMINI_RPM)")
       return false
     end
   end
@@ -89,7 +91,7 @@ for pass = 1, 2 do
       local base = projectBase(s)
       if rpm > 0 then
         redis.call("ZADD", KEYS[base + 2], now, now .. ":" .. c)
-        redis.call("PEXPIRE", KEYS[base + 2], 61000)
+        redis.call("PEXPIRE", KEYS[base + 2], window + 1000)
       end
       if rpd > 0 then
         redis.call("INCR", KEYS[base + 3])

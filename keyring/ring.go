@@ -22,6 +22,7 @@ const (
 	DefaultPoolPause  = 15 * time.Second
 	DefaultProbeFirst = 10 * time.Minute
 	DefaultProbeMax   = 6 * time.Hour
+	DefaultRPMMargin  = time.Second
 )
 
 // Options tune a Ring. The zero value uses the defaults.
@@ -35,6 +36,12 @@ type Options struct {
 	// RPM and RPD are calls per minute and per day (Pacific) allowed to
 	// each project; 0, the default, means no limit.
 	RPM, RPD int
+	// RPMMargin widens the per-minute window: a call is counted when it is
+	// picked and upstream when it arrives, so a window of exactly a minute
+	// lets call RPM+1 reach Google while call 1 still counts there, and the
+	// 429 that follows rests the project for Google's retryDelay (~26 s).
+	// It costs RPM x margin/(1m+margin) of the budget. Default 1s.
+	RPMMargin time.Duration
 	// PoolPause is how long the whole pool rests when most projects answer
 	// 429 within 10 seconds. Default 15s.
 	PoolPause time.Duration
@@ -86,9 +93,10 @@ func New(rdb redis.UniversalClient, keys []Key, opts Options) (*Ring, error) {
 	if rdb == nil {
 		return nil, errors.New("keyring: nil Redis client")
 	}
-	if opts.RPM < 0 || opts.RPD < 0 || opts.PoolPause < 0 || opts.ProbeFirst < 0 || opts.ProbeMax < 0 {
-		return nil, errors.New("keyring: RPM, RPD, PoolPause, ProbeFirst and ProbeMax must not be negative")
+	if opts.RPM < 0 || opts.RPD < 0 || opts.PoolPause < 0 || opts.ProbeFirst < 0 || opts.ProbeMax < 0 || opts.RPMMargin < 0 {
+		return nil, errors.New("keyring: RPM, RPD, RPMMargin, PoolPause, ProbeFirst and ProbeMax must not be negative")
 	}
+	opts.RPMMargin = cmp.Or(opts.RPMMargin, DefaultRPMMargin)
 	opts.PoolPause = cmp.Or(opts.PoolPause, DefaultPoolPause)
 	opts.ProbeFirst = cmp.Or(opts.ProbeFirst, DefaultProbeFirst)
 	opts.ProbeMax = max(cmp.Or(opts.ProbeMax, DefaultProbeMax), opts.ProbeFirst)
@@ -200,8 +208,8 @@ func (r *Ring) Pick(ctx context.Context, skip *Skip) (Key, error) {
 	for _, p := range s.projects {
 		keys = append(keys, r.names.project(p), r.names.rpm(p), r.names.rpd(p, day))
 	}
-	args := make([]any, 0, 5+n+skip.Len())
-	args = append(args, n, m, r.opts.RPM, r.opts.RPD, midnight.UnixMilli())
+	args := make([]any, 0, 6+n+skip.Len())
+	args = append(args, n, m, r.opts.RPM, r.opts.RPD, midnight.UnixMilli(), (time.Minute + r.opts.RPMMargin).Milliseconds())
 	for _, p := range s.projectOf {
 		args = append(args, p)
 	}
