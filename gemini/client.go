@@ -109,7 +109,7 @@ func (c *Client) Generate(ctx context.Context, apiKey string, req *Request) (*Re
 	if status/100 != 2 {
 		return nil, classifyHTTP(status, data, apiKey)
 	}
-	resp, e := decodeResponse(data, req.ResponseSchema != nil)
+	resp, e := decodeResponse(data, req.ResponseSchema != nil, apiKey)
 	if e != nil {
 		e.HTTPStatus = status
 		return nil, e.redact(apiKey)
@@ -256,10 +256,10 @@ type wireResponse struct {
 
 // decodeResponse turns a 2xx body into a Response or a blocked, max_tokens
 // or unusable *Error.
-func decodeResponse(data []byte, wantJSON bool) (*Response, *Error) {
+func decodeResponse(data []byte, wantJSON bool, apiKey string) (*Response, *Error) {
 	var w wireResponse
 	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, &Error{Class: ClassUnusable, Message: "answer is not a generateContent response: " + excerpt(data)}
+		return nil, &Error{Class: ClassUnusable, Message: "answer is not a generateContent response: " + excerpt(data, apiKey)}
 	}
 	if r := w.PromptFeedback.BlockReason; r != "" {
 		return nil, &Error{Class: ClassBlocked, Reason: r, Message: "prompt blocked: " + r}

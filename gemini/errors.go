@@ -125,7 +125,7 @@ func classifyHTTP(status int, body []byte, apiKey string) *Error {
 	e := &Error{HTTPStatus: status}
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil || env.Error == nil {
-		e.Message = excerpt(body)
+		e.Message = excerpt(body, apiKey)
 		if status >= 500 && looksJSON(body) {
 			// A JSON error body cut short: the connection broke mid-answer.
 			e.Class = ClassNetwork
@@ -222,9 +222,11 @@ func looksJSON(b []byte) bool {
 }
 
 // excerpt returns a short, single-line, tag-free piece of a body that is not
-// the JSON envelope (an HTML error page, a proxy's text).
-func excerpt(b []byte) string {
+// the JSON envelope (an HTML error page, a proxy's text). It redacts the key
+// before it cuts: a key cut in half would no longer be found afterwards.
+func excerpt(b []byte, apiKey string) string {
 	const max = 200
+	b = []byte(redact(string(b), apiKey))
 	if len(b) > 4096 {
 		b = b[:4096]
 	}

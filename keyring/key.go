@@ -87,7 +87,8 @@ func ParseKeys(list string) (keys []Key, dropped []int, err error) {
 			}
 			project, secret = label, strings.TrimSpace(rest)
 			if secret == "" {
-				return nil, nil, fmt.Errorf("entry %d: project label %q has no key after the ':'", pos, label)
+				// Not quoting the "label": it may be a key with a stray colon.
+				return nil, nil, fmt.Errorf("entry %d: no key after the ':' (project:KEY)", pos)
 			}
 		}
 		if i := strings.IndexFunc(secret, badKeyRune); i >= 0 {

@@ -30,4 +30,13 @@ fi
 if [ $# -eq 0 ]; then
 	set -- ./...
 fi
-exec go test -race -count=1 "$@"
+go test -race -count=1 "$@"
+
+# A short fuzz run of each target, on top of its committed corpus
+# (testdata/fuzz/<Fuzz...>/): KEYQ_FUZZTIME sets the budget of each (0 skips).
+fuzztime="${KEYQ_FUZZTIME:-10s}"
+if [ "$fuzztime" != 0 ] && [ "$fuzztime" != 0s ]; then
+	for target in api:FuzzAnalyzeCharacterRequest gemini:FuzzClassify keyring:FuzzParseKeys; do
+		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "./${target%%:*}"
+	done
+fi
