@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -55,7 +56,11 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 	if err := ring.Announce(ctx); err != nil {
 		log.Warn("could not announce the keys to Redis; /api/keys will not show them until it can", "err", err)
 	}
-	gem, err := gemini.New(gemini.Options{BaseURL: g.BaseURL, Model: g.Model, Timeout: g.Timeout})
+	// Keep as many idle connections as calls can be in flight: Go's default
+	// of 2 per host would open (and TLS-handshake) a new one for most calls.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = wc.Concurrency
+	gem, err := gemini.New(gemini.Options{BaseURL: g.BaseURL, Model: g.Model, Timeout: g.Timeout, HTTPClient: &http.Client{Transport: transport}})
 	if err != nil {
 		return nil, configError{err}
 	}
