@@ -83,10 +83,25 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if _, err := t.ResultWriter().Write(b); err != nil {
-		return fmt.Errorf("store result: %w", err)
+	return storeResult(ctx, log, t.ResultWriter(), b)
+}
+
+// storeResult writes the result, retrying while Redis is briefly away and
+// the job has time: the answer is paid for, and a failed write would have
+// asynq run the job, and bill the call, again.
+func storeResult(ctx context.Context, log *slog.Logger, w *asynq.ResultWriter, b []byte) error {
+	wait := 100 * time.Millisecond
+	for {
+		_, err := w.Write(b)
+		if err == nil {
+			return nil
+		}
+		log.Warn("could not store the result; trying again", "err", err, "in", wait)
+		if err := sleep(ctx, wait); err != nil {
+			return fmt.Errorf("store result: %w", err)
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
-	return nil
 }
 
 // lastRun makes the failure of a job's last run final (see

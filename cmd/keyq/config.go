@@ -13,7 +13,7 @@ import (
 // Each section validates itself with messages that name the variable.
 
 type RedisEnv struct {
-	URL string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"Redis holding jobs and the key rotation; rediss:// for TLS; a password goes in the URL"`
+	URL string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"Redis holding jobs and the key rotation; rediss:// for TLS, redis-sentinel://host:port,.../db?master=name; a password goes in the URL"`
 }
 
 type GeminiEnv struct {
@@ -106,9 +106,15 @@ func (c devConfig) validate() error {
 
 func validateRedisURL(s string) error {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "redis-sentinel") || u.Host == "" {
 		// Never echo the URL: it may hold a password.
-		return errors.New("REDIS_URL must look like redis://[:password@]host:port/db or rediss://... for TLS")
+		return errors.New("REDIS_URL must look like redis://[:password@]host:port/db, rediss://... for TLS, " +
+			"or redis-sentinel://[:password@]host:port[,host:port...]/db?master=name for Redis Sentinel")
+	}
+	if u.Scheme == "redis-sentinel" {
+		if _, err := parseSentinelURL(s); err != nil {
+			return errors.New("REDIS_URL: " + err.Error())
+		}
 	}
 	return nil
 }

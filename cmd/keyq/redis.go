@@ -3,7 +3,10 @@ package main
 import (
 	"crypto/tls"
 	"errors"
+	"net"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -11,8 +14,20 @@ import (
 
 // openRedis connects to REDIS_URL (already validated). The timeouts are
 // short so that a dead Redis gives quick errors rather than hung requests;
-// go-redis reconnects by itself when Redis is back.
+// go-redis reconnects by itself when Redis is back. A redis-sentinel:// URL
+// gives a failover client: it asks the sentinels for the master and follows
+// it when they promote a replica. That client is a *redis.Client too.
 func openRedis(rawURL string) (*redis.Client, error) {
+	if strings.HasPrefix(rawURL, "redis-sentinel://") {
+		opt, err := parseSentinelURL(rawURL)
+		if err != nil {
+			return nil, configError{errors.New("REDIS_URL cannot be used: " + err.Error())}
+		}
+		opt.DialTimeout = 2 * time.Second
+		opt.ReadTimeout = 3 * time.Second
+		opt.WriteTimeout = 3 * time.Second
+		return redis.NewFailoverClient(opt), nil
+	}
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, configError{errors.New("REDIS_URL cannot be used: " + redisURLProblem(err))}
@@ -24,6 +39,55 @@ func openRedis(rawURL string) (*redis.Client, error) {
 	opt.ReadTimeout = 3 * time.Second
 	opt.WriteTimeout = 3 * time.Second
 	return redis.NewClient(opt), nil
+}
+
+// defaultSentinelPort is Redis Sentinel's own port.
+const defaultSentinelPort = "26379"
+
+// parseSentinelURL reads
+//
+//	redis-sentinel://[:password@]host[:port][,host[:port]...][/db]?master=name[&sentinel_password=...]
+//
+// asynq's form (ParseRedisURI) plus a database. The password is the one of
+// Redis itself (master and replicas); sentinels that require one of their
+// own take it from sentinel_password. Errors never hold the URL.
+func parseSentinelURL(rawURL string) (*redis.FailoverOptions, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, errors.New("it is not a valid URL")
+	}
+	q := u.Query()
+	opt := &redis.FailoverOptions{MasterName: q.Get("master"), SentinelPassword: q.Get("sentinel_password")}
+	if opt.MasterName == "" {
+		return nil, errors.New("a redis-sentinel:// URL needs ?master=<name of the master the sentinels monitor>")
+	}
+	for k := range q {
+		if k != "master" && k != "sentinel_password" {
+			return nil, errors.New("a redis-sentinel:// URL takes only the query parameters master and sentinel_password")
+		}
+	}
+	if u.User != nil {
+		opt.Username = u.User.Username()
+		opt.Password, _ = u.User.Password()
+	}
+	for h := range strings.SplitSeq(u.Host, ",") {
+		if h == "" {
+			return nil, errors.New("a redis-sentinel:// URL needs host:port of one or more sentinels, separated by commas")
+		}
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			h = net.JoinHostPort(h, defaultSentinelPort)
+		}
+		opt.SentinelAddrs = append(opt.SentinelAddrs, h)
+	}
+	if len(opt.SentinelAddrs) == 0 {
+		return nil, errors.New("a redis-sentinel:// URL needs host:port of one or more sentinels, separated by commas")
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" {
+		if opt.DB, err = strconv.Atoi(db); err != nil || opt.DB < 0 {
+			return nil, errors.New("the path of a redis-sentinel:// URL is the database number, like /0")
+		}
+	}
+	return opt, nil
 }
 
 // redisURLProblem keeps go-redis's reason but not the URL, which may hold a
