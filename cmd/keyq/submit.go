@@ -386,8 +386,9 @@ func (c *submitClient) load(ctx context.Context, body []byte, f submitFlags, std
 			}
 		}()
 	}
-	done := make(chan struct{})
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		last := ""
@@ -412,6 +413,7 @@ func (c *submitClient) load(ctx context.Context, body []byte, f submitFlags, std
 	close(jobs)
 	wg.Wait()
 	close(done)
+	<-stopped // the progress line writes to stderr too
 	wall := time.Since(start)
 
 	mu.Lock()
