@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -42,6 +43,7 @@ var (
 	flagQuotaRPM  = flag.Float64("quota-rpm", 1.0, "quota: keyring GEMINI_RPM as a fraction of the fake's Q for the main rows (a diagnostic row always uses 0.98)")
 	flagMemJobs   = flag.Int("mem-jobs", 500, "mem: jobs in flight")
 	flagMemLat    = flag.Duration("mem-latency", 30*time.Second, "mem: upstream latency")
+	flagCPUProf   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -56,6 +58,16 @@ func (r *report) note(format string, a ...any) { r.notes = append(r.notes, fmt.S
 
 func main() {
 	flag.Parse()
+	if *flagCPUProf != "" {
+		f, err := os.Create(*flagCPUProf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	log.SetFlags(log.Ltime)
 	parts := map[string]bool{}
 	for _, p := range strings.Split(*flagParts, ",") {

@@ -109,7 +109,8 @@ func storeResult(ctx context.Context, log *slog.Logger, w *asynq.ResultWriter, b
 func lastRun(ctx context.Context, err error) error {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	if waitingForKey(err) || !tasks.LastRun(retried, maxRetry) {
+	// Cancelled means shutdown: asynq puts the job back, it did not fail.
+	if waitingForKey(err) || errors.Is(err, context.Canceled) || !tasks.LastRun(retried, maxRetry) {
 		return err
 	}
 	var je *tasks.JobError
