@@ -21,8 +21,8 @@ import (
 
 const (
 	testModel = "gemini-2.5-flash"
-	testKey   = "AIzaSyD-keyq-TEST-0123456789abcdefghijk"
-	newKey    = "AQ.Ab8RN6Lq-keyq-test-ZYXWVUTSRQPONMLKJIH"
+	testKey   = "AIzaSyD-EXAMPLE-TEST-0123456789abcdefgh"
+	newKey    = "AQ.Ab8RN6Lq-EXAMPLE-test-ZYXWVUTSRQPONMLK"
 )
 
 func newClient(t *testing.T, base string, timeout time.Duration) *Client {

@@ -15,7 +15,7 @@ import (
 
 // fuzzKey is the key every fuzzed call carries; its characters are chosen
 // so that an echo of it, or of a piece of it, is easy to spot.
-const fuzzKey = "AIzaSyFUZZ-keyq-0123456789-abcdefghijklmn"
+const fuzzKey = "AIzaSyFUZZ-EXAMPLE-0123456789-abcdefghijk"
 
 // knownClasses is every Class the client may return.
 var knownClasses = map[Class]bool{

@@ -17,7 +17,7 @@ import (
 )
 
 // misbehaveKey is the key sent to the misbehaving upstream; its pages echo it.
-const misbehaveKey = "AIzaSyMISBEHAVE-keyq-0123456789-abcdefgh"
+const misbehaveKey = "AIzaSyMISBEHAVE-EXAMPLE-0123456789-abcde"
 
 // rawUpstream is an upstream at the TCP level: it reads each HTTP request
 // and answers with whatever bytes act writes, including none. Close shuts
