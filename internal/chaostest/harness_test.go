@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -166,14 +168,27 @@ func (p *proc) stop(t *testing.T, d time.Duration) error {
 	}
 }
 
+// nextPort walks ports below Linux's ephemeral range (32768 and up). A
+// port from net.Listen(":0") is ephemeral: between closing that listener
+// and redis-server binding it (or binding it again after a kill -9), an
+// outgoing connection of a parallel test may take it. Below the range only
+// listeners can, and this counter keeps ours apart.
+var nextPort atomic.Int32
+
+func init() { nextPort.Store(int32(rand.IntN(10000))) }
+
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 500 {
+		p := 20000 + int(nextPort.Add(1))%12000
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err == nil {
+			l.Close()
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-31999")
+	return 0
 }
 
 // redisServer is a redis-server of the test's own, on a fixed port and data

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -100,15 +101,33 @@ func server() (string, error) {
 	if err != nil {
 		return "", errors.New("no redis-server on PATH and " + EnvURL + " unset: run scripts/test.sh, or apt-get install -y redis-server")
 	}
-	port, err := freePort()
-	if err != nil {
-		return "", err
-	}
 	dir, err := os.MkdirTemp("", "keyq-redistest-")
 	if err != nil {
 		return "", err
 	}
+	// Another test binary may bind the same port between our check and
+	// redis-server's: try again on another.
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			return "", err
+		}
+		u, err := startServer(bin, dir, port)
+		if err == nil {
+			return u, nil
+		}
+		if !errors.Is(err, errExited) {
+			return "", err
+		}
+	}
+	return "", errors.New("redis-server would not start on any of 5 ports")
+}
+
+var errExited = errors.New("redis-server exited")
+
+func startServer(bin, dir string, port int) (string, error) {
 	started := make(chan error, 1)
+	exited := make(chan struct{})
 	go func() {
 		// Pdeathsig fires when the thread that started the child exits, so
 		// this goroutine keeps its thread for the life of the test binary.
@@ -123,6 +142,7 @@ func server() (string, error) {
 		}
 		started <- nil
 		_ = cmd.Wait()
+		close(exited)
 	}()
 	if err := <-started; err != nil {
 		return "", fmt.Errorf("start redis-server: %w", err)
@@ -136,6 +156,11 @@ func server() (string, error) {
 		if err == nil {
 			return "redis://" + addr, nil
 		}
+		select {
+		case <-exited:
+			return "", errExited
+		default:
+		}
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("redis-server on %s did not answer in 10s: %w", addr, err)
 		}
@@ -143,11 +168,16 @@ func server() (string, error) {
 	}
 }
 
+// freePort picks a port below Linux's ephemeral range (32768 and up), so
+// that no outgoing connection can take it before redis-server binds it.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 200 {
+		p := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err == nil {
+			l.Close()
+			return p, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port in 20000-31999")
 }
