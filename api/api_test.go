@@ -24,6 +24,7 @@ import (
 
 	"github.com/keyq/keyq/api"
 	"github.com/keyq/keyq/internal/redistest"
+	"github.com/keyq/keyq/internal/testutil"
 	"github.com/keyq/keyq/keyring"
 	"github.com/keyq/keyq/tasks"
 )
@@ -35,24 +36,13 @@ var (
 )
 
 // logBuf is a log sink that the server's goroutines write and tests read.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type logBuf struct{ testutil.Logs }
 
 // records parses the JSON log lines written so far.
 func (b *logBuf) records(t *testing.T) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.Lines(b.buf.String()) {
+	for line := range strings.Lines(b.String()) {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line is not JSON: %q: %v", line, err)

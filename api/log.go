@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/keyq/keyq/internal/httpx"
 )
 
 // accessLog writes one line per request in the seed's style:
@@ -11,13 +13,13 @@ import (
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := httpx.NewStatusWriter(w)
 		next.ServeHTTP(sw, r)
 		path := r.URL.Path
 		if len(path) > 200 {
 			path = path[:200] + "..."
 		}
-		s.log.Info(fmt.Sprintf("%d %s %s %s", sw.status, r.Method, path, elapsed(time.Since(start))))
+		s.log.Info(fmt.Sprintf("%d %s %s %s", sw.Status, r.Method, path, elapsed(time.Since(start))))
 	})
 }
 
@@ -27,18 +29,3 @@ func elapsed(d time.Duration) string {
 	}
 	return d.Round(100 * time.Millisecond).String()
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

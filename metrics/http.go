@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyq/keyq/internal/httpx"
 )
 
 // HTTP measures an HTTP server's requests by route (the ServeMux pattern
@@ -50,14 +52,14 @@ func (h *HTTP) Collect(ch chan<- prometheus.Metric) {
 func (h *HTTP) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+		cw := httpx.NewStatusWriter(w)
 		next.ServeHTTP(cw, r)
 		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
 		}
 		m := method(r.Method)
-		h.requests.WithLabelValues(route, m, strconv.Itoa(cw.code)).Inc()
+		h.requests.WithLabelValues(route, m, strconv.Itoa(cw.Status)).Inc()
 		h.seconds.WithLabelValues(route, m).Observe(time.Since(start).Seconds())
 	})
 }
@@ -71,31 +73,4 @@ func method(m string) string {
 		return m
 	}
 	return "other"
-}
-
-type codeWriter struct {
-	http.ResponseWriter
-	code  int
-	wrote bool
-}
-
-func (w *codeWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.code, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *codeWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush lets streaming handlers (asynqmon's) flush through the wrapper.
-func (w *codeWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
 }
