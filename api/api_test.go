@@ -280,8 +280,7 @@ func TestNew(t *testing.T) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	t.Cleanup(func() { _ = rdb.Close() })
-	neg := -1
-	for _, o := range []api.Options{{JobMaxRetry: &neg}, {JobTimeout: -time.Second}, {JobRetention: -time.Second}} {
+	for _, o := range []api.Options{{JobMaxRetry: -2}, {JobTimeout: -time.Second}, {JobRetention: -time.Second}} {
 		if _, err := api.New(rdb, o); err == nil {
 			t.Errorf("New(%+v) gave no error", o)
 		}
@@ -297,13 +296,13 @@ func TestPostAnalyzeCharacter(t *testing.T) {
 		"image":       map[string]any{"mime_type": "image/png", "data": base64.StdEncoding.EncodeToString(pngBytes)},
 	})
 	a := accepted(t, e.post(t, body, nil), http.StatusAccepted)
-	if a.Status != api.StatusQueued {
+	if a.Status != tasks.StatusQueued {
 		t.Errorf("status %q, want queued", a.Status)
 	}
 
 	j := e.job(t, a.ID)
 	// A job the API enqueued may fail its first run and JobMaxRetry more.
-	want := api.Job{ID: a.ID, Type: tasks.TypeAnalyzeCharacter, Status: api.StatusQueued, Attempts: 0, MaxAttempts: api.DefaultJobMaxRetry + 1}
+	want := api.Job{ID: a.ID, Type: tasks.TypeAnalyzeCharacter, Status: tasks.StatusQueued, Attempts: 0, MaxAttempts: api.DefaultJobMaxRetry + 1}
 	if j.ID != want.ID || j.Type != want.Type || j.Status != want.Status || j.Attempts != want.Attempts ||
 		j.MaxAttempts != want.MaxAttempts || j.Result != nil || j.Error != nil || j.CompletedAt != nil || j.NextAttemptAt != nil {
 		t.Errorf("job %+v, want %+v", j, want)
@@ -335,8 +334,7 @@ func TestPostAnalyzeCharacter(t *testing.T) {
 
 func TestOptions(t *testing.T) {
 	t.Parallel()
-	zero := 0
-	e := newEnv(t, api.Options{JobMaxRetry: &zero, JobTimeout: time.Minute, JobRetention: time.Hour})
+	e := newEnv(t, api.Options{JobMaxRetry: api.NoJobRetries, JobTimeout: time.Minute, JobRetention: time.Hour})
 	a := accepted(t, e.post(t, `{"name":"Watson","language":"pt-BR"}`, nil), http.StatusAccepted)
 	if j := e.job(t, a.ID); j.MaxAttempts != 1 {
 		t.Errorf("max_attempts %d, want 1", j.MaxAttempts)
@@ -385,7 +383,7 @@ func TestIdempotencyKey(t *testing.T) {
 
 	first := accepted(t, e.post(t, body, key), http.StatusAccepted)
 	again := accepted(t, e.post(t, body, key), http.StatusOK)
-	if again.ID != first.ID || again.Status != api.StatusQueued {
+	if again.ID != first.ID || again.Status != tasks.StatusQueued {
 		t.Errorf("repeat gave %+v, want id %s queued", again, first.ID)
 	}
 	if n := queueSize(t, e.rdb); n != 1 {
@@ -804,7 +802,7 @@ func enqueue(t *testing.T, rdb *redis.Client, typ string, opts ...asynq.Option) 
 	return id
 }
 
-func (e *env) waitStatus(t *testing.T, id, status string) api.Job {
+func (e *env) waitStatus(t *testing.T, id string, status tasks.Status) api.Job {
 	t.Helper()
 	end := time.Now().Add(15 * time.Second)
 	for {
@@ -825,17 +823,17 @@ func TestJobStatusWithoutWorker(t *testing.T) {
 	ins := asynq.NewInspectorFromRedisClient(e.rdb)
 
 	queued := enqueue(t, e.rdb, tasks.TypeAnalyzeCharacter)
-	if j := e.job(t, queued); j.Status != api.StatusQueued || j.Attempts != 0 || j.MaxAttempts != enqueueMaxRetry || j.Type != tasks.TypeAnalyzeCharacter {
+	if j := e.job(t, queued); j.Status != tasks.StatusQueued || j.Attempts != 0 || j.MaxAttempts != enqueueMaxRetry || j.Type != tasks.TypeAnalyzeCharacter {
 		t.Errorf("pending: %+v", j)
 	}
 	later := enqueue(t, e.rdb, "other-type", asynq.ProcessIn(time.Hour), asynq.MaxRetry(0))
-	if j := e.job(t, later); j.Status != api.StatusQueued || j.MaxAttempts != 1 || j.Type != "other-type" {
+	if j := e.job(t, later); j.Status != tasks.StatusQueued || j.MaxAttempts != 1 || j.Type != "other-type" {
 		t.Errorf("scheduled: %+v", j)
 	}
 	if err := ins.ArchiveTask(tasks.Queue, queued); err != nil {
 		t.Fatal(err)
 	}
-	if j := e.job(t, queued); j.Status != api.StatusFailed || j.Error != nil || j.Result != nil {
+	if j := e.job(t, queued); j.Status != tasks.StatusFailed || j.Error != nil || j.Result != nil {
 		t.Errorf("archived: %+v", j)
 	}
 	if err := ins.DeleteTask(tasks.Queue, later); err != nil {
@@ -887,7 +885,7 @@ func TestJobStatusWithWorker(t *testing.T) {
 	t.Run("blocked", func(t *testing.T) {
 		t.Parallel()
 		id := enqueue(t, e.rdb, "test:blocked")
-		j := e.waitStatus(t, id, api.StatusFailed)
+		j := e.waitStatus(t, id, tasks.StatusFailed)
 		if j.Error == nil || j.Error.Class != "blocked" || j.Error.Message != "gemini: blocked (200 SAFETY): prompt blocked" {
 			t.Errorf("error %+v", j.Error)
 		}
@@ -898,7 +896,7 @@ func TestJobStatusWithWorker(t *testing.T) {
 	t.Run("retrying", func(t *testing.T) {
 		t.Parallel()
 		id := enqueue(t, e.rdb, "test:unavailable")
-		j := e.waitStatus(t, id, api.StatusRetrying)
+		j := e.waitStatus(t, id, tasks.StatusRetrying)
 		if j.Error == nil || j.Error.Class != "unavailable" || j.Error.Message != "every key is cooling down" {
 			t.Errorf("error %+v", j.Error)
 		}
@@ -911,13 +909,13 @@ func TestJobStatusWithWorker(t *testing.T) {
 		}
 		eventually(t, 15*time.Second, "second run", func() bool {
 			j = e.job(t, id)
-			return j.Attempts == 2 && j.Status == api.StatusRetrying
+			return j.Attempts == 2 && j.Status == tasks.StatusRetrying
 		})
 	})
 	t.Run("panic", func(t *testing.T) {
 		t.Parallel()
 		id := enqueue(t, e.rdb, "test:panic", asynq.MaxRetry(0))
-		j := e.waitStatus(t, id, api.StatusFailed)
+		j := e.waitStatus(t, id, tasks.StatusFailed)
 		if j.Error == nil || j.Error.Class != "worker" || !strings.Contains(j.Error.Message, "boom") || j.Attempts != 1 || j.MaxAttempts != 1 {
 			t.Errorf("job %+v error %+v", j, j.Error)
 		}
@@ -925,7 +923,7 @@ func TestJobStatusWithWorker(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
 		id := enqueue(t, e.rdb, "test:timeout", asynq.Timeout(time.Second), asynq.MaxRetry(0))
-		j := e.waitStatus(t, id, api.StatusFailed)
+		j := e.waitStatus(t, id, tasks.StatusFailed)
 		if j.Error == nil || j.Error.Class != "timeout" {
 			t.Errorf("error %+v", j.Error)
 		}
@@ -934,7 +932,7 @@ func TestJobStatusWithWorker(t *testing.T) {
 		t.Parallel()
 		id := enqueue(t, e.rdb, "test:ok")
 		before := time.Now().Add(-time.Second)
-		j := e.waitStatus(t, id, api.StatusSucceeded)
+		j := e.waitStatus(t, id, tasks.StatusSucceeded)
 		if j.Result == nil || !bytes.Equal(*j.Result, result) {
 			t.Errorf("result %s, want %s", ptrString(j.Result), result)
 		}
@@ -954,11 +952,11 @@ func TestJobStatusWithWorker(t *testing.T) {
 			t.Fatal("the slow task never started")
 		}
 		j := e.job(t, id)
-		if j.Status != api.StatusRunning || j.Attempts != 1 || j.CompletedAt != nil {
+		if j.Status != tasks.StatusRunning || j.Attempts != 1 || j.CompletedAt != nil {
 			t.Errorf("job %+v", j)
 		}
 		close(release)
-		e.waitStatus(t, id, api.StatusSucceeded)
+		e.waitStatus(t, id, tasks.StatusSucceeded)
 	})
 }
 
@@ -975,9 +973,9 @@ func TestIdempotencyKeyAfterCompletion(t *testing.T) {
 			return err
 		},
 	})
-	e.waitStatus(t, a.ID, api.StatusSucceeded)
+	e.waitStatus(t, a.ID, tasks.StatusSucceeded)
 	again := accepted(t, e.post(t, `{"name":"x"}`, key), http.StatusOK)
-	if again.ID != a.ID || again.Status != api.StatusSucceeded {
+	if again.ID != a.ID || again.Status != tasks.StatusSucceeded {
 		t.Errorf("repeat: %+v", again)
 	}
 }

@@ -142,6 +142,9 @@ func newCORSPolicy(list []string) (corsPolicy, error) {
 			errs = append(errs, fmt.Errorf("CORS origin %q is not an origin: write scheme://host[:port], like https://app.example.com, or *", o))
 		}
 	}
+	if p.any && len(p.origins) > 0 {
+		errs = append(errs, errors.New("CORS origin * allows every origin; give it alone, or list origins without it"))
+	}
 	return p, errors.Join(errs...)
 }
 

@@ -2,58 +2,34 @@ package api
 
 import (
 	"encoding/json"
-	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/keyq/keyq/tasks"
 )
 
-// Job statuses, as pollers see them.
-const (
-	StatusQueued    = "queued"
-	StatusRunning   = "running"
-	StatusRetrying  = "retrying"
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-)
-
-// Job is the answer to GET /api/jobs/{id}.
-type Job struct {
-	ID     string `json:"id"`
-	Type   string `json:"type"`
-	Status string `json:"status"`
-	// Attempts counts the job's runs so far; each run may call Gemini
-	// several times (see result.attempts).
-	Attempts      int              `json:"attempts"`
-	MaxAttempts   int              `json:"max_attempts"`
-	NextAttemptAt *time.Time       `json:"next_attempt_at,omitempty"`
-	CompletedAt   *time.Time       `json:"completed_at,omitempty"`
-	Result        *json.RawMessage `json:"result,omitempty"`
-	Error         *JobError        `json:"error,omitempty"`
-}
+// Job is the answer to GET /api/jobs/{id} (the type lives in tasks, the
+// contract with clients).
+type Job = tasks.Job
 
 // JobError is why a job's last run failed.
-type JobError struct {
-	Class   string `json:"class"`
-	Message string `json:"message"`
-}
+type JobError = tasks.JobStatusError
 
-func statusOf(info *asynq.TaskInfo) string {
+func statusOf(info *asynq.TaskInfo) tasks.Status {
 	switch info.State {
 	case asynq.TaskStateActive:
-		return StatusRunning
+		return tasks.StatusRunning
 	case asynq.TaskStateRetry:
-		return StatusRetrying
+		return tasks.StatusRetrying
 	case asynq.TaskStateCompleted:
-		return StatusSucceeded
+		return tasks.StatusSucceeded
 	case asynq.TaskStateArchived:
-		return StatusFailed
+		return tasks.StatusFailed
 	default: // pending, scheduled, aggregating
 		if info.Retried > 0 {
-			return StatusRetrying // due again, waiting for a worker
+			return tasks.StatusRetrying // due again, waiting for a worker
 		}
-		return StatusQueued
+		return tasks.StatusQueued
 	}
 }
 
@@ -66,23 +42,23 @@ func jobOf(info *asynq.TaskInfo) Job {
 		MaxAttempts: tasks.MaxRuns(info.MaxRetry),
 	}
 	switch j.Status {
-	case StatusRunning, StatusSucceeded, StatusFailed:
+	case tasks.StatusRunning, tasks.StatusSucceeded, tasks.StatusFailed:
 		j.Attempts++ // the run under way or the last one
-	case StatusRetrying:
+	case tasks.StatusRetrying:
 		if t := info.NextProcessAt; !t.IsZero() {
 			j.NextAttemptAt = &t
 		}
 	}
-	if j.Status == StatusSucceeded && json.Valid(info.Result) {
+	if j.Status == tasks.StatusSucceeded && json.Valid(info.Result) {
 		raw := json.RawMessage(info.Result)
 		j.Result = &raw
 	}
 	if t := info.CompletedAt; !t.IsZero() {
 		j.CompletedAt = &t
 	}
-	if info.LastErr != "" && (j.Status == StatusRetrying || j.Status == StatusFailed || j.Status == StatusRunning) {
+	if info.LastErr != "" && (j.Status == tasks.StatusRetrying || j.Status == tasks.StatusFailed || j.Status == tasks.StatusRunning) {
 		e := tasks.ParseJobError(info.LastErr)
-		j.Error = &JobError{Class: e.Class, Message: e.Message}
+		j.Error = &tasks.JobStatusError{Class: e.Class, Message: e.Message}
 	}
 	return j
 }

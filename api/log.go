@@ -8,7 +8,8 @@ import (
 	"github.com/keyq/keyq/internal/httpx"
 )
 
-// accessLog writes one line per request in the seed's style:
+// accessLog writes one line per request in the style of the original
+// in-process fix's backend, which operators already read:
 // "200 POST /api/analyze-character 3ms".
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -27,12 +27,13 @@ const (
 type route struct {
 	pattern string
 	access  access
-	// methods the route answers; handle answers 405 for the others. Nil
-	// with handler: the handler checks methods itself.
+	// methods the route answers; the others get a 405. Nil with
+	// mounted: the mounted handler checks methods itself.
 	methods []string
-	handle  handlerFunc
-	// handler serves routes that are not ours (asynqmon, Prometheus).
-	handler http.Handler
+	// serve answers the route (ours: it returns an error for writeError).
+	serve handlerFunc
+	// mounted serves a route that is not ours (asynqmon, Prometheus).
+	mounted http.Handler
 }
 
 // routes is the route table.
@@ -40,19 +41,19 @@ func (s *Server) routes() []route {
 	get := []string{http.MethodGet, http.MethodHead}
 	post := []string{http.MethodPost}
 	rs := []route{
-		{pattern: "/api/analyze-character", access: bearer, methods: post, handle: s.postAnalyzeCharacter},
-		{pattern: "/api/jobs/{id}", access: bearer, methods: get, handle: s.getJob},
-		{pattern: "/api/keys", access: bearer, methods: get, handle: s.getKeys},
-		{pattern: "/api/keys/{fingerprint}/{action}", access: admin, methods: post, handle: s.postKeyAction},
-		{pattern: "/api/openapi.yaml", access: public, methods: get, handle: s.getOpenAPI},
-		{pattern: "/healthz", access: public, methods: get, handle: s.healthz},
-		{pattern: "/readyz", access: public, methods: get, handle: s.readyz},
-		{pattern: "/metrics", access: public, methods: get, handler: s.metrics},
+		{pattern: "/api/analyze-character", access: bearer, methods: post, serve: s.postAnalyzeCharacter},
+		{pattern: "/api/jobs/{id}", access: bearer, methods: get, serve: s.getJob},
+		{pattern: "/api/keys", access: bearer, methods: get, serve: s.getKeys},
+		{pattern: "/api/keys/{fingerprint}/{action}", access: admin, methods: post, serve: s.postKeyAction},
+		{pattern: "/api/openapi.yaml", access: public, methods: get, serve: s.getOpenAPI},
+		{pattern: "/healthz", access: public, methods: get, serve: s.healthz},
+		{pattern: "/readyz", access: public, methods: get, serve: s.readyz},
+		{pattern: "/metrics", access: public, methods: get, mounted: s.metrics},
 	}
 	if s.dashboard != nil {
 		rs = append(rs,
-			route{pattern: s.dashboard.RootPath() + "/", access: operator, handler: s.dashboardHandler()},
-			route{pattern: "/keys", access: operator, methods: get, handle: s.keysPage},
+			route{pattern: s.dashboard.RootPath() + "/", access: operator, mounted: s.dashboardHandler()},
+			route{pattern: "/keys", access: operator, methods: get, serve: s.keysPage},
 		)
 	}
 	return rs
@@ -63,9 +64,9 @@ func (s *Server) routes() []route {
 func (s *Server) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
-		f := rt.handle
+		f := rt.serve
 		if f == nil {
-			h := rt.handler
+			h := rt.mounted
 			f = func(w http.ResponseWriter, r *http.Request) error { h.ServeHTTP(w, r); return nil }
 		}
 		if rt.methods != nil {

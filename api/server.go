@@ -23,43 +23,9 @@ import (
 	"github.com/keyq/keyq/tasks"
 )
 
-// Defaults for Options.
-const (
-	DefaultJobMaxRetry  = 3
-	DefaultJobTimeout   = 5 * time.Minute
-	DefaultJobRetention = 24 * time.Hour
-	// redisTimeout bounds every Redis call of a request, so that a dead
-	// Redis gets a quick 503 rather than a hung client.
-	redisTimeout = 3 * time.Second
-)
-
-// Options configure a Server. The zero value uses the defaults.
-type Options struct {
-	// JobMaxRetry is how many times a job is run again after a whole run
-	// failed. Default 3; use a pointer to say 0.
-	JobMaxRetry *int
-	// JobTimeout bounds one job run. Default 5m.
-	JobTimeout time.Duration
-	// JobRetention is how long a finished job stays pollable. Default 24h.
-	JobRetention time.Duration
-	// Logger gets the access log and internal errors. Default slog.Default().
-	Logger *slog.Logger
-	// Keys reports and changes the key pool's state (GET /api/keys, admin
-	// actions). Nil: those routes answer 404.
-	Keys KeyAdmin
-	// Tokens are the bearer tokens /api/* accepts (auth.go). None: /api/*
-	// is open to anyone, except the key admin routes, which then answer 403.
-	Tokens []string
-	// CORSOrigins may call /api/* from a browser: origins like
-	// https://app.example.com, or "*" for any. None: no CORS headers.
-	CORSOrigins []string
-	// Dashboard serves asynqmon at /monitoring/ and the key table at /keys
-	// behind HTTP basic auth. Zero: neither is served.
-	Dashboard Dashboard
-	// Collectors are served on /metrics besides the API's own (HTTP
-	// requests, asynq queues, keys); keyq dev adds the worker's.
-	Collectors []prometheus.Collector
-}
+// redisTimeout bounds every Redis call of a request, so that a dead Redis
+// gets a quick 503 rather than a hung client.
+const redisTimeout = 3 * time.Second
 
 // KeyAdmin is the key pool as the API sees it: by fingerprint, never a key.
 type KeyAdmin interface {
@@ -94,16 +60,12 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 	if rdb == nil {
 		return nil, errors.New("api: nil Redis client")
 	}
-	maxRetry := DefaultJobMaxRetry
-	if opts.JobMaxRetry != nil {
-		maxRetry = *opts.JobMaxRetry
+	if err := opts.validate(); err != nil {
+		return nil, err
 	}
-	if maxRetry < 0 || opts.JobTimeout < 0 || opts.JobRetention < 0 {
-		return nil, errors.New("api: JobMaxRetry, JobTimeout and JobRetention must not be negative")
-	}
-	if opts.JobTimeout > 0 && opts.JobTimeout < time.Second {
-		// asynq keeps timeouts in whole seconds: less would be none at all.
-		return nil, errors.New("api: JobTimeout must be at least 1s")
+	maxRetry := cmp.Or(opts.JobMaxRetry, DefaultJobMaxRetry)
+	if opts.JobMaxRetry == NoJobRetries {
+		maxRetry = 0
 	}
 	s := &Server{
 		rdb:       rdb,
@@ -115,17 +77,15 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 		log:       cmp.Or(opts.Logger, slog.Default()),
 		keys:      opts.Keys,
 	}
-	var err error
-	if s.corsPolicy, err = newCORSPolicy(opts.CORSOrigins); err != nil {
-		return nil, fmt.Errorf("api: %w", err)
-	}
+	s.corsPolicy, _ = newCORSPolicy(opts.CORSOrigins) // validated
 	s.tokens = newSecrets(opts.Tokens)
+	var err error
 	if d := opts.Dashboard; d.Password != "" {
 		if s.dashboard, err = newDashboard(rdb, d); err != nil {
 			return nil, err
 		}
 		s.dashWritable = d.Writable
-		s.dashUser = newSecrets([]string{cmp.Or(d.User, "admin")})
+		s.dashUser = newSecrets([]string{cmp.Or(d.User, DefaultDashboardUser)})
 		s.dashPass = newSecrets([]string{d.Password})
 	}
 	httpMetrics := metrics.NewHTTP()
@@ -180,11 +140,7 @@ func allow(f handlerFunc, methods ...string) handlerFunc {
 }
 
 // JobAccepted is the answer to a job submission.
-type JobAccepted struct {
-	ID        string `json:"id"`
-	Status    string `json:"status"`
-	StatusURL string `json:"status_url"`
-}
+type JobAccepted = tasks.Accepted
 
 func (s *Server) postAnalyzeCharacter(w http.ResponseWriter, r *http.Request) error {
 	idem := r.Header.Get("Idempotency-Key")
@@ -210,7 +166,7 @@ func (s *Server) postAnalyzeCharacter(w http.ResponseWriter, r *http.Request) er
 		asynq.MaxRetry(tasks.AsynqMaxRetry(s.maxRetry)), asynq.Timeout(s.timeout), asynq.Retention(s.retention))
 	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
 	defer cancel()
-	status, code := "queued", http.StatusAccepted
+	status, code := tasks.StatusQueued, http.StatusAccepted
 	if _, err := s.client.EnqueueContext(ctx, task); errors.Is(err, asynq.ErrTaskIDConflict) {
 		// The same Idempotency-Key again: the job it made, not a second one.
 		code = http.StatusOK
@@ -296,4 +252,13 @@ func printableASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// Close releases what the server holds of its own: the dashboard's Redis
+// connections. The Redis client given to New stays the caller's.
+func (s *Server) Close() error {
+	if s.dashboard != nil {
+		return s.dashboard.Close()
+	}
+	return nil
 }

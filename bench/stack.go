@@ -196,8 +196,7 @@ func startWorkers(env *benchEnv, baseURL string, n int, c workerCfg) (*stack, er
 			st.stop()
 			return nil, err
 		}
-		retries := c.retries
-		h, err := worker.NewHandler(gem, ring, worker.HandlerOptions{Retries: &retries, RetryDelay: c.retryDelay, Logger: quiet})
+		h, err := worker.NewHandler(gem, ring, worker.HandlerOptions{Retries: c.retries, RetryDelay: c.retryDelay, Logger: quiet})
 		if err != nil {
 			st.stop()
 			return nil, err
@@ -239,7 +238,10 @@ type apiServer struct {
 
 func startAPI(env *benchEnv, jobMaxRetry int) (*apiServer, error) {
 	rdb := env.newRDB()
-	s, err := api.New(rdb, api.Options{JobMaxRetry: &jobMaxRetry, Logger: quiet})
+	if jobMaxRetry == 0 {
+		jobMaxRetry = api.NoJobRetries
+	}
+	s, err := api.New(rdb, api.Options{JobMaxRetry: jobMaxRetry, Logger: quiet})
 	if err != nil {
 		rdb.Close()
 		return nil, err

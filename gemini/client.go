@@ -19,7 +19,11 @@ import (
 const DefaultBaseURL = "https://generativelanguage.googleapis.com"
 
 // DefaultTimeout is the per-call timeout used when Options.Timeout is 0.
-const DefaultTimeout = 2 * time.Minute
+// A generateContent call for a long answer takes ~30 s.
+const DefaultTimeout = 60 * time.Second
+
+// DefaultModel is the model keyq calls when GEMINI_MODEL is unset.
+const DefaultModel = "gemini-2.5-flash"
 
 // maxBody bounds how much of an answer is read.
 const maxBody = 16 << 20
@@ -73,9 +77,8 @@ type Client struct {
 // New validates opts and returns a Client.
 func New(opts Options) (*Client, error) {
 	base := strings.TrimRight(cmp.Or(opts.BaseURL, DefaultBaseURL), "/")
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("gemini: BaseURL %q must be an http(s) URL such as %q, without query", opts.BaseURL, DefaultBaseURL)
+	if err := CheckBaseURL(base); err != nil {
+		return nil, fmt.Errorf("gemini: BaseURL: %w", err)
 	}
 	model := strings.TrimPrefix(strings.TrimSpace(opts.Model), "models/")
 	if model == "" || strings.ContainsAny(model, "/?#: ") {
@@ -90,6 +93,17 @@ func New(opts Options) (*Client, error) {
 		timeout: cmp.Or(opts.Timeout, DefaultTimeout),
 		http:    cmp.Or(opts.HTTPClient, &http.Client{}),
 	}, nil
+}
+
+// CheckBaseURL reports a base URL the client cannot use. Its message never
+// quotes the URL: a query or user info in it may hold a key or password.
+func CheckBaseURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("must be an http(s) URL such as %s, without user info, query or fragment", DefaultBaseURL)
+	}
+	return nil
 }
 
 // Model returns the model name, without the "models/" prefix.

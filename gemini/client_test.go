@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/internal/faketest"
 )
 
 const (
@@ -99,7 +100,7 @@ func TestFixtures(t *testing.T) {
 			t.Errorf("fixture %s has no test case", name)
 		}
 	}
-	up, base := geminifake.Start(t, geminifake.Options{})
+	up, base := faketest.Start(t, geminifake.Options{})
 	c := newClient(t, base, 5*time.Second)
 	n := 0
 	for name, w := range cases {
@@ -136,7 +137,7 @@ func TestFixtures(t *testing.T) {
 }
 
 func TestRequestOnTheWire(t *testing.T) {
-	up, base := geminifake.Start(t, geminifake.Options{})
+	up, base := faketest.Start(t, geminifake.Options{})
 	c := newClient(t, base, 5*time.Second)
 	png := []byte{0x89, 'P', 'N', 'G', 0, 1, 2, 0xff}
 	schema := json.RawMessage(`{"type":"object","properties":{"summary":{"type":"string"}}}`)
@@ -220,7 +221,7 @@ func jsonEqual(a, b any) bool {
 }
 
 func TestNoKeyInErrors(t *testing.T) {
-	up, base := geminifake.Start(t, geminifake.Options{})
+	up, base := faketest.Start(t, geminifake.Options{})
 	c := newClient(t, base, 5*time.Second)
 
 	for _, key := range []string{testKey, newKey} {
@@ -286,7 +287,7 @@ func TestRedact(t *testing.T) {
 }
 
 func TestTimeoutAndCancel(t *testing.T) {
-	up, base := geminifake.Start(t, geminifake.Options{})
+	up, base := faketest.Start(t, geminifake.Options{})
 	slow := geminifake.OK(`{"late":true}`)
 	slow.Delay = 3 * time.Second
 	up.Always(testKey, slow)
@@ -326,7 +327,7 @@ func TestTimeoutAndCancel(t *testing.T) {
 }
 
 func TestUnusableAndTruncated(t *testing.T) {
-	up, base := geminifake.Start(t, geminifake.Options{})
+	up, base := faketest.Start(t, geminifake.Options{})
 	c := newClient(t, base, 5*time.Second)
 	schemaReq := simpleReq()
 	schemaReq.ResponseSchema = json.RawMessage(`{"type":"object"}`)
@@ -372,7 +373,7 @@ func TestUnusableAndTruncated(t *testing.T) {
 }
 
 func TestProbe(t *testing.T) {
-	up, base := geminifake.Start(t, geminifake.Options{})
+	up, base := faketest.Start(t, geminifake.Options{})
 	c := newClient(t, base, 5*time.Second)
 	if err := c.Probe(t.Context(), testKey); err != nil {
 		t.Fatalf("Probe: %v", err)

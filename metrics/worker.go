@@ -8,12 +8,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// Final statuses of a job, as pollers see them.
-const (
-	JobSucceeded = "succeeded"
-	JobFailed    = "failed"
+	"github.com/keyq/keyq/tasks"
 )
 
 // HeaderEnqueuedAt is the asynq task header in which the API records when
@@ -91,10 +87,10 @@ func JobMiddleware(next asynq.Handler) asynq.Handler {
 			jobRuns.WithLabelValues("retrying").Inc()
 			return err
 		}
-		jobRuns.WithLabelValues(status).Inc()
-		jobsDone.WithLabelValues(status).Inc()
+		jobRuns.WithLabelValues(string(status)).Inc()
+		jobsDone.WithLabelValues(string(status)).Inc()
 		if at, ok := enqueuedAt(t); ok {
-			jobSeconds.WithLabelValues(status).Observe(time.Since(at).Seconds())
+			jobSeconds.WithLabelValues(string(status)).Observe(time.Since(at).Seconds())
 		}
 		return err
 	})
@@ -102,17 +98,17 @@ func JobMiddleware(next asynq.Handler) asynq.Handler {
 
 // finalStatus is the job's status after a run that returned err, or "" if
 // asynq will run it again.
-func finalStatus(ctx context.Context, err error) string {
+func finalStatus(ctx context.Context, err error) tasks.Status {
 	if err == nil {
-		return JobSucceeded
+		return tasks.StatusSucceeded
 	}
 	if errors.Is(err, asynq.SkipRetry) {
-		return JobFailed
+		return tasks.StatusFailed
 	}
 	retried, ok1 := asynq.GetRetryCount(ctx)
 	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
-	if ok1 && ok2 && retried >= maxRetry {
-		return JobFailed
+	if ok1 && ok2 && tasks.AsynqArchives(retried, maxRetry) {
+		return tasks.StatusFailed
 	}
 	return ""
 }

@@ -14,9 +14,6 @@ import (
 // TypeAnalyzeCharacter is the task type of a character analysis.
 const TypeAnalyzeCharacter = "analyze-character"
 
-// Queue is the asynq queue keyq's jobs go through.
-const Queue = "keyq"
-
 // Limits of an analyze-character request.
 const (
 	MaxNameRunes        = 200
@@ -112,21 +109,6 @@ func (p *AnalyzeCharacter) Validate() error {
 	}
 	return nil
 }
-
-// AsynqMaxRetry is the MaxRetry to enqueue a job with that may be retried
-// jobMaxRetry times (JOB_MAX_RETRY) after failed runs. It is one more: asynq
-// v0.26 archives a task whose retries are spent before it asks whether the
-// error was a failure at all, so a job that only waits for a key at its last
-// run would be archived. The worker holds the last one back: it fails a job
-// for good when RunsLeft says none are left.
-func AsynqMaxRetry(jobMaxRetry int) int { return jobMaxRetry + 1 }
-
-// MaxRuns is how many runs a job of asynq MaxRetry m may fail.
-func MaxRuns(m int) int { return max(m, 1) }
-
-// LastRun reports whether a run, after retried failed ones, is the job's
-// last: a failure now fails the job.
-func LastRun(retried, asynqMaxRetry int) bool { return retried+1 >= MaxRuns(asynqMaxRetry) }
 
 // NewAnalyzeCharacterTask validates and normalizes p and makes its task.
 // Queue, id, retries, timeout and retention are the enqueuer's options.

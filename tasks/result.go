@@ -31,7 +31,7 @@ type Usage struct {
 // asynq keeps as the task's last error; ParseJobError reads it back.
 type JobError struct {
 	// Class is a stable lowercase token: "unavailable", "blocked", ...
-	Class   string
+	Class   ErrorClass
 	Message string
 	// Final marks an error no retry can mend; the job fails at once.
 	Final bool
@@ -40,7 +40,7 @@ type JobError struct {
 	Cause error
 }
 
-func (e *JobError) Error() string { return e.Class + ": " + e.Message }
+func (e *JobError) Error() string { return string(e.Class) + ": " + e.Message }
 
 // Unwrap gives the cause, and makes a final error asynq.SkipRetry so that
 // asynq archives the job.
@@ -62,10 +62,10 @@ var classPrefix = regexp.MustCompile(`^([a-z][a-z_]{1,39}): `)
 // of class "worker", or "timeout" when the run outlived JOB_TIMEOUT.
 func ParseJobError(s string) JobError {
 	if s == "context deadline exceeded" {
-		return JobError{Class: "timeout", Message: "the job run took longer than JOB_TIMEOUT"}
+		return JobError{Class: ClassTimeout, Message: "the job run took longer than JOB_TIMEOUT"}
 	}
 	if m := classPrefix.FindStringSubmatch(s); m != nil {
-		return JobError{Class: m[1], Message: s[len(m[0]):]}
+		return JobError{Class: ErrorClass(m[1]), Message: s[len(m[0]):]}
 	}
-	return JobError{Class: "worker", Message: s}
+	return JobError{Class: ClassWorker, Message: s}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -23,17 +22,28 @@ import (
 const (
 	DefaultRetries    = 5
 	DefaultRetryDelay = time.Second
+	// NoRetries as HandlerOptions.Retries makes one attempt per run.
+	NoRetries = -1
 )
 
-// HandlerOptions configure a Handler.
+// HandlerOptions configure a Handler. The zero value uses the defaults.
 type HandlerOptions struct {
-	// Retries bounds a job run to min(Retries+1, 2 x keys) attempts.
-	// Default 5; a negative value means 0.
-	Retries *int
-	// RetryDelay is the wait before switching to the next key. Default 1s.
+	// Retries bounds a job run to min(Retries+1, 2 x keys) attempts, as
+	// the original in-process fix did. 0 means DefaultRetries (5);
+	// NoRetries means a single attempt.
+	Retries int
+	// RetryDelay is the wait before switching to the next key. 0 means
+	// DefaultRetryDelay (1s).
 	RetryDelay time.Duration
-	// Logger receives the seed's [Gemini] lines. Default slog.Default().
+	// Logger receives the [Gemini] lines operators know. Default slog.Default().
 	Logger *slog.Logger
+}
+
+func (o HandlerOptions) validate() error {
+	if o.Retries < NoRetries || o.RetryDelay < 0 {
+		return fmt.Errorf("worker: Retries must be 0 (default %d) or more, or NoRetries, and RetryDelay must not be negative", DefaultRetries)
+	}
+	return nil
 }
 
 // Handler runs analyze-character tasks. It is an asynq.Handler.
@@ -50,9 +60,12 @@ func NewHandler(gem *gemini.Client, ring *keyring.Ring, opts HandlerOptions) (*H
 	if gem == nil || ring == nil {
 		return nil, errors.New("worker: NewHandler needs a Gemini client and a keyring")
 	}
-	retries := DefaultRetries
-	if opts.Retries != nil {
-		retries = max(*opts.Retries, 0)
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	retries := cmp.Or(opts.Retries, DefaultRetries)
+	if opts.Retries == NoRetries {
+		retries = 0
 	}
 	return &Handler{
 		gem:        gem,
@@ -64,7 +77,7 @@ func NewHandler(gem *gemini.Client, ring *keyring.Ring, opts HandlerOptions) (*H
 }
 
 // MaxAttempts is how many upstream calls one job run may make now: the
-// seed's min(retries+1, 2 x keys), following reloads of the keys.
+// original fix's min(retries+1, 2 x keys), following reloads of the keys.
 func (h *Handler) MaxAttempts() int { return min(h.retries+1, 2*h.ring.Len()) }
 
 // ProcessTask runs one job run of an analyze-character task.
@@ -73,11 +86,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	log := h.log.With("job", id)
 	p, err := tasks.ParseAnalyzeCharacter(t.Payload())
 	if err != nil {
-		return &tasks.JobError{Class: "bad_payload", Message: err.Error(), Final: true}
+		return &tasks.JobError{Class: tasks.ClassBadPayload, Message: err.Error(), Final: true}
 	}
 	res, err := h.analyze(ctx, log, p)
 	if err != nil {
-		return lastRun(ctx, err)
+		return finalIfLastRun(ctx, err)
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
@@ -104,9 +117,9 @@ func storeResult(ctx context.Context, log *slog.Logger, w *asynq.ResultWriter, b
 	}
 }
 
-// lastRun makes the failure of a job's last run final (see
-// tasks.AsynqMaxRetry); waiting for a key is never a failure.
-func lastRun(ctx context.Context, err error) error {
+// finalIfLastRun makes the failure of a job's last run final (see
+// tasks.LastRun); waiting for a key is never a failure.
+func finalIfLastRun(ctx context.Context, err error) error {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	// Cancelled means shutdown: asynq puts the job back, it did not fail.
@@ -118,64 +131,54 @@ func lastRun(ctx context.Context, err error) error {
 		je.Final = true
 		return je
 	}
-	class := "worker"
+	class := tasks.ClassWorker
 	if errors.Is(err, context.DeadlineExceeded) {
-		class = "timeout"
+		class = tasks.ClassTimeout
 	}
 	return &tasks.JobError{Class: class, Message: err.Error(), Final: true}
 }
 
-// analyze is one job run: up to maxTries attempts over the rotation.
+// analyze is one job run: up to MaxAttempts calls over the rotation, each
+// answer judged by judge (judge.go).
 func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.AnalyzeCharacter) (*tasks.Result, error) {
 	req, err := request(p)
 	if err != nil {
-		return nil, &tasks.JobError{Class: "bad_payload", Message: err.Error(), Final: true}
+		return nil, &tasks.JobError{Class: tasks.ClassBadPayload, Message: err.Error(), Final: true}
 	}
 	start := time.Now()
-	maxTries := h.MaxAttempts()
-	var (
-		tried    keyring.Skip // keys this run tried since it last walked the whole pool
-		bad      keyring.Skip // keys that failed because of the key itself
-		unusable int
-		last     *gemini.Error
-		lastKey  keyring.Key
-	)
-	for attempt := 1; attempt <= maxTries; attempt++ {
-		if attempt > 1 {
+	a := attempt{max: h.MaxAttempts(), requestBytes: requestSize(req)}
+	var passed rounds
+	for a.n = 1; ; a.n++ {
+		if a.n > 1 {
 			log.Info(fmt.Sprintf("[Gemini] Retrying with next key in %dms...", h.retryDelay.Milliseconds()))
 			if err := sleep(ctx, h.retryDelay); err != nil {
 				return nil, err
 			}
 		}
-		if tried.Len() == h.ring.Len() {
-			// Every key had its turn: start another round, still
-			// passing over keys that are bad in themselves.
-			tried = bad.Clone()
-			if tried.Len() == h.ring.Len() {
-				tried.Clear()
-			}
-		}
-		picked := time.Now()
-		key, err := h.pick(ctx, log, &tried)
+		key, err := h.pick(ctx, log, passed.skip(h.ring.Len()))
 		if err != nil {
 			return nil, err
 		}
-		metrics.ObservePick(time.Since(picked))
-		tried.Add(key)
-		log.Info(fmt.Sprintf("[Gemini] Using API Key %s (attempt %d/%d)", key.Name(), attempt, maxTries), "key", key)
-		called := time.Now()
-		resp, err := h.gem.Generate(ctx, key.Secret(), req)
-		metrics.ObserveUpstream(upstreamClass(err), time.Since(called))
-		var analysis tasks.CharacterAnalysis
-		if err == nil {
-			analysis, err = tasks.ParseAnalysis(resp.Text)
-			if err != nil {
-				err = &gemini.Error{Class: gemini.ClassUnusable, HTTPStatus: 200, Message: err.Error()}
-			}
+		a.key = key.Name()
+		log.Info(fmt.Sprintf("[Gemini] Using API Key %s (attempt %d/%d)", key.Name(), a.n, a.max), "key", key)
+		resp, analysis, ge, err := h.call(ctx, key, req)
+		if err != nil {
+			// Shutdown, JOB_TIMEOUT or a failure that is not an answer:
+			// not the key's doing, and asynq decides what happens next.
+			return nil, err
 		}
-		if err == nil {
-			h.report(ctx, log, key, keyring.Outcome{Kind: keyring.Success})
-			log.Info(fmt.Sprintf("[Gemini] API Key %s succeeded (attempt %d/%d)", key.Name(), attempt, maxTries),
+		if ge != nil {
+			log.Warn(fmt.Sprintf("[Gemini] API Key %s failed (%s): %s", key.Name(), statusOrClass(ge), ge.Message),
+				"key", key, "class", string(ge.Class))
+		}
+		v := judge(ge, a, time.Now(), rand.Float64())
+		h.report(ctx, log, key, v.outcome)
+		if v.alert != "" {
+			log.Error(v.alert, "key", key)
+		}
+		switch v.step {
+		case stepSucceed:
+			log.Info(fmt.Sprintf("[Gemini] API Key %s succeeded (attempt %d/%d)", key.Name(), a.n, a.max),
 				"key", key, "tokens", resp.Usage.TotalTokens)
 			return &tasks.Result{
 				Analysis:       analysis,
@@ -183,48 +186,40 @@ func (h *Handler) analyze(ctx context.Context, log *slog.Logger, p tasks.Analyze
 				Usage:          tasks.Usage(resp.Usage),
 				Key:            key.Name(),
 				KeyFingerprint: key.Fingerprint,
-				Attempts:       attempt,
+				Attempts:       a.n,
 				DurationMS:     time.Since(start).Milliseconds(),
 			}, nil
+		case stepGiveUp, stepFail:
+			return nil, v.err
 		}
-		if ctx.Err() != nil {
-			// Shutdown or JOB_TIMEOUT: not the key's doing, and asynq
-			// decides what happens to the job.
-			return nil, ctx.Err()
-		}
-		var ge *gemini.Error
-		if !errors.As(err, &ge) {
-			return nil, err
-		}
-		last, lastKey = ge, key
-		log.Warn(fmt.Sprintf("[Gemini] API Key %s failed (%s): %s", key.Name(), failure(ge), ge.Message),
-			"key", key, "class", string(ge.Class))
-		h.report(ctx, log, key, outcomeOf(ge, time.Now(), rand.Float64()))
-		if ge.Class == gemini.ClassLocation {
-			log.Error("[Gemini] Google refuses this host's location (egress IP) for every key: jobs fail until keyq runs from a supported region", "key", key)
-		}
-		if tooBigForQuota(ge, requestSize(req)) {
-			return nil, &tasks.JobError{Class: "too_large", Final: true,
-				Message: fmt.Sprintf("the request alone exceeds the project's input tokens per minute (%s): %s", ge.QuotaValue, ge.Error())}
-		}
-		if !ge.Retryable() {
-			return nil, &tasks.JobError{Class: string(ge.Class), Message: ge.Error(), Final: true}
-		}
-		if ge.KeyFault() {
-			bad.Add(key)
-		}
+		passed.add(key, v.keyBad)
 		if ge.Class == gemini.ClassUnusable {
-			// One more attempt for an answer we could not use, then give
-			// up: asking again rarely changes what the model says.
-			if unusable++; unusable == 2 {
-				return nil, &tasks.JobError{Class: string(ge.Class), Message: ge.Error(), Final: true}
-			}
+			a.unusable++
 		}
 	}
-	return nil, &tasks.JobError{
-		Class:   string(last.Class),
-		Message: fmt.Sprintf("all %d attempts failed; the last, with key %s: %s", maxTries, lastKey.Name(), last.Error()),
+}
+
+// call makes one upstream call with key and checks the answer against the
+// analysis schema. An answer that is not usable comes back as ge; err is
+// set only when there is no answer to judge (the run's context is done).
+func (h *Handler) call(ctx context.Context, key keyring.Key, req *gemini.Request) (resp *gemini.Response, a tasks.CharacterAnalysis, ge *gemini.Error, err error) {
+	called := time.Now()
+	resp, err = h.gem.Generate(ctx, key.Secret(), req)
+	if err == nil {
+		if a, err = tasks.ParseAnalysis(resp.Text); err != nil {
+			err = &gemini.Error{Class: gemini.ClassUnusable, HTTPStatus: 200, Message: err.Error()}
+		}
 	}
+	metrics.ObserveUpstream(upstreamClass(err), time.Since(called))
+	switch {
+	case err == nil:
+		return resp, a, nil, nil
+	case ctx.Err() != nil:
+		return nil, a, nil, ctx.Err()
+	case errors.As(err, &ge):
+		return nil, a, ge, nil
+	}
+	return nil, a, nil, err
 }
 
 // upstreamClass labels a call's latency: "ok" or the failure's class.
@@ -254,11 +249,11 @@ func (h *Handler) pick(ctx context.Context, log *slog.Logger, tried *keyring.Ski
 			return key, err
 		}
 		if nk.RetryAfter < 0 {
-			return key, &tasks.JobError{Class: "no_key", Message: nk.Error()}
+			return key, &tasks.JobError{Class: tasks.ClassNoKey, Message: nk.Error()}
 		}
 		if nk.RetryAfter > maxInlineWait {
 			log.Info("[Gemini] No key can be used now: the job waits", "retry_after", nk.RetryAfter.Round(time.Millisecond), "reason", nk.Reason)
-			return key, &tasks.JobError{Class: "waiting_for_key", Message: nk.Error(), Cause: nk}
+			return key, &tasks.JobError{Class: tasks.ClassWaitingForKey, Message: nk.Error(), Cause: nk}
 		}
 		if err := sleep(ctx, nk.RetryAfter); err != nil {
 			return key, err
@@ -303,15 +298,6 @@ func requestSize(req *gemini.Request) int {
 		n += len(t)
 	}
 	return n
-}
-
-// failure is what the seed's log line shows in parentheses: the HTTP status,
-// or the class of a failure that had none.
-func failure(e *gemini.Error) string {
-	if e.HTTPStatus != 0 {
-		return strconv.Itoa(e.HTTPStatus)
-	}
-	return string(e.Class)
 }
 
 func request(p tasks.AnalyzeCharacter) (*gemini.Request, error) {

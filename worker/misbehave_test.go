@@ -217,7 +217,7 @@ func TestUpstreamMisbehavingJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	retries := 2 // 3 attempts a run: each key once
-	h, err := worker.NewHandler(gem, ring, worker.HandlerOptions{Retries: &retries, RetryDelay: time.Millisecond, Logger: log})
+	h, err := worker.NewHandler(gem, ring, worker.HandlerOptions{Retries: retries, RetryDelay: time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestUpstreamMisbehavingJobs(t *testing.T) {
 			continue
 		}
 		je := tasks.ParseJobError(info.LastErr)
-		if info.State != asynq.TaskStateArchived || je.Class != j.class {
+		if info.State != asynq.TaskStateArchived || string(je.Class) != j.class {
 			t.Errorf("%s: %v, class %q (%s); want failed with class %q", j.marker, info.State, je.Class, info.LastErr, j.class)
 		}
 		want := 3 // every key once

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyq/keyq/gemini"
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/redistest"
 	"github.com/keyq/keyq/internal/testutil"
 	"github.com/keyq/keyq/keyring"
@@ -42,7 +43,7 @@ type env struct {
 }
 
 type setup struct {
-	retries    *int
+	retries    int
 	retryDelay time.Duration
 	maxRetry   int
 	workers    int
@@ -54,7 +55,7 @@ type setup struct {
 func start(t *testing.T, s setup) *env {
 	t.Helper()
 	rdb, url := redistest.Open(t)
-	up, base := geminifake.Start(t, geminifake.Options{Latency: s.latency})
+	up, base := faketest.Start(t, geminifake.Options{Latency: s.latency})
 	logs := &testutil.Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	list := strings.Join(secrets, ",")
@@ -257,7 +258,7 @@ func TestRequestErrorsFailAtOnce(t *testing.T) {
 				e.up.Always(s, geminifake.FixtureReply(tc.fixture))
 			}
 			info := e.await(e.enqueue("Mallory"), asynq.TaskStateArchived)
-			if je := tasks.ParseJobError(info.LastErr); je.Class != tc.class || info.Retried != 0 {
+			if je := tasks.ParseJobError(info.LastErr); string(je.Class) != tc.class || info.Retried != 0 {
 				t.Errorf("class %q retried %d (%s), want %s at once", je.Class, info.Retried, info.LastErr, tc.class)
 			}
 			if n := len(e.up.Calls()); n != 1 {
@@ -292,8 +293,8 @@ func TestUnusableAnswerGetsOneMoreAttempt(t *testing.T) {
 }
 
 func TestAttemptBudgetIsTheSeeds(t *testing.T) {
-	for _, tc := range []struct{ retries, want int }{{5, 6}, {1, 2}, {0, 1}, {100, 6}} {
-		e := start(t, setup{retries: &tc.retries})
+	for _, tc := range []struct{ retries, want int }{{5, 6}, {1, 2}, {worker.NoRetries, 1}, {0, 6}, {100, 6}} {
+		e := start(t, setup{retries: tc.retries})
 		if got := e.handler.MaxAttempts(); got != tc.want {
 			t.Errorf("retries %d with 3 keys: %d attempts, want min(retries+1, 2x3) = %d", tc.retries, got, tc.want)
 		}

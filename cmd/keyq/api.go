@@ -2,37 +2,53 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/api"
+	"github.com/keyq/keyq/gemini"
+	"github.com/keyq/keyq/internal/redisconn"
 	"github.com/keyq/keyq/keyring"
 )
 
-func runAPI(ctx context.Context, cfg apiConfig, log *slog.Logger) error {
-	rdb, err := openRedis(cfg.URL)
+type apiConfig struct {
+	RedisEnv
+	APIEnv
+	JobEnv
+	LogEnv
+	APIAuthEnv
+	DashboardEnv
+	Model string `envconfig:"GEMINI_MODEL" desc:"model whose key pool /api/keys, /keys and /metrics show"`
+}
+
+func newAPIConfig() command {
+	return &apiConfig{RedisEnv: defaultRedisEnv(), APIEnv: defaultAPIEnv(), JobEnv: defaultJobEnv(), LogEnv: defaultLogEnv(),
+		DashboardEnv: defaultDashboardEnv(), Model: gemini.DefaultModel}
+}
+
+func (c *apiConfig) validate() error {
+	return joinErrs(checkRedisURL(c.URL), c.APIEnv.validate(), c.JobEnv.validate(), c.LogEnv.validate(),
+		c.APIAuthEnv.validate(), c.DashboardEnv.validate())
+}
+
+func (c *apiConfig) run(ctx context.Context, log *slog.Logger) error {
+	rdb, err := redisconn.Open(c.URL)
 	if err != nil {
-		return err
+		return configError{fmt.Errorf("REDIS_URL cannot be used: %w", err)}
 	}
 	defer rdb.Close()
-	return serveAPI(ctx, rdb, cfg.Model, cfg.APIEnv, cfg.JobEnv, apiOps{APIAuthEnv: cfg.APIAuthEnv, DashboardEnv: cfg.DashboardEnv}, log)
+	return serveAPI(ctx, rdb, c.Model, c.APIEnv, c.JobEnv, apiOps{APIAuthEnv: c.APIAuthEnv, DashboardEnv: c.DashboardEnv}, log)
 }
 
 // serveAPI listens before it serves, so a taken port fails at once, and
 // drains in-flight requests when ctx ends.
 func serveAPI(ctx context.Context, rdb redis.UniversalClient, model string, a APIEnv, j JobEnv, ops apiOps, log *slog.Logger) error {
-	opts, err := ops.options(log)
-	if err != nil {
-		return configError{err}
-	}
-	opts.JobMaxRetry, opts.JobTimeout, opts.JobRetention, opts.Logger = &j.MaxRetry, j.Timeout, j.Retention, log
+	opts := ops.options(log)
+	opts.JobMaxRetry, opts.JobTimeout, opts.JobRetention, opts.Logger = j.maxRetry(), j.Timeout, j.Retention, log
 	opts.Keys = keyring.NewAdmin(rdb, keyringOptions(GeminiEnv{Model: model}))
 	srv, err := api.New(rdb, opts)
 	if err != nil {
@@ -43,33 +59,10 @@ func serveAPI(ctx context.Context, rdb redis.UniversalClient, model string, a AP
 	if err != nil {
 		return configError{fmt.Errorf("API_ADDR %s: %w", a.Addr, err)}
 	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute, // a 10 MiB body on a slow link
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	shown := a.Addr // as configured, like the seed's ":8080"
+	shown := a.Addr // as configured, like the original fix's ":8080"
 	if strings.HasSuffix(shown, ":0") {
 		shown = ln.Addr().String()
 	}
 	log.Info("Backend listening on "+shown, "addr", ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("API shutting down: draining requests")
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return srv.Serve(ctx, ln)
 }

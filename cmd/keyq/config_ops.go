@@ -1,7 +1,11 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"strings"
+
+	"github.com/keyq/keyq/api"
 )
 
 // The operations side of the configuration: who may call the API, the
@@ -16,12 +20,54 @@ type APIAuthEnv struct {
 
 type DashboardEnv struct {
 	DashboardPassword string `envconfig:"DASHBOARD_PASSWORD" desc:"turns on /monitoring/ (asynqmon) and /keys behind HTTP basic auth; unset: neither is served"`
-	DashboardUser     string `envconfig:"DASHBOARD_USER" default:"admin" desc:"basic-auth user of /monitoring/ and /keys"`
-	DashboardReadOnly bool   `envconfig:"DASHBOARD_READONLY" default:"true" desc:"false lets /monitoring/ pause queues and delete, run or archive tasks"`
+	DashboardUser     string `envconfig:"DASHBOARD_USER" desc:"basic-auth user of /monitoring/ and /keys"`
+	DashboardReadOnly bool   `envconfig:"DASHBOARD_READONLY" desc:"false lets /monitoring/ pause queues and delete, run or archive tasks"`
 }
 
 type MetricsEnv struct {
-	WorkerMetricsAddr string `envconfig:"WORKER_METRICS_ADDR" default:":9090" desc:"where a worker serves Prometheus /metrics; empty or off: nowhere"`
+	WorkerMetricsAddr string `envconfig:"WORKER_METRICS_ADDR" desc:"where a worker serves Prometheus /metrics; empty or off: nowhere"`
+}
+
+func defaultDashboardEnv() DashboardEnv {
+	return DashboardEnv{DashboardUser: api.DefaultDashboardUser, DashboardReadOnly: true}
+}
+
+func defaultMetricsEnv() MetricsEnv { return MetricsEnv{WorkerMetricsAddr: ":9090"} }
+
+// placeholder reports a value copied from .env.example and never changed.
+func placeholder(v string) bool { return strings.Contains(strings.ToLower(v), "change-me") }
+
+func (a APIAuthEnv) validate() error {
+	var errs []error
+	if err := api.CheckCORSOrigins(splitList(a.CORSOrigins)); err != nil {
+		errs = append(errs, fmt.Errorf("API_CORS_ORIGINS: %w", err))
+	}
+	for i, t := range splitList(a.Tokens) {
+		if placeholder(t) {
+			errs = append(errs, fmt.Errorf("API_TOKENS: token %d is the placeholder from .env.example; use a long random token (openssl rand -hex 32)", i+1))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d DashboardEnv) validate() error {
+	if d.DashboardPassword == "" {
+		return nil
+	}
+	var errs []error
+	if d.DashboardUser == "" {
+		errs = append(errs, errors.New("DASHBOARD_USER must not be empty (default "+api.DefaultDashboardUser+")"))
+	} else if err := d.dashboard().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("DASHBOARD_USER: %w", err))
+	}
+	if placeholder(d.DashboardPassword) {
+		errs = append(errs, errors.New("DASHBOARD_PASSWORD is the placeholder from .env.example; choose a real password"))
+	}
+	return errors.Join(errs...)
+}
+
+func (d DashboardEnv) dashboard() api.Dashboard {
+	return api.Dashboard{Password: d.DashboardPassword, User: d.DashboardUser, Writable: !d.DashboardReadOnly}
 }
 
 // splitList splits a comma-separated variable, trimming spaces and

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/redistest"
 	"github.com/keyq/keyq/internal/testutil"
 )
@@ -111,7 +112,7 @@ func pollJob(t *testing.T, url string) jobView {
 // rotation, the seed's lines show, and no key shows anywhere.
 func TestAPIAndTwoWorkers(t *testing.T) {
 	rdb, url := redistest.Open(t)
-	up, base := geminifake.Start(t, geminifake.Options{Latency: 10 * time.Millisecond})
+	up, base := faketest.Start(t, geminifake.Options{Latency: 10 * time.Millisecond})
 	up.Always(e2eKeys[2], geminifake.FixtureReply("503_deadline_expired"))
 	t.Setenv("REDIS_URL", url)
 	t.Setenv("GEMINI_API_KEY", " "+strings.Join(e2eKeys, " , ")+" ")

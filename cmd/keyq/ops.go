@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -28,34 +27,12 @@ type apiOps struct {
 	collectors []prometheus.Collector
 }
 
-// options checks the variables and turns them into api.Options fields,
+// options turns the (validated) variables into api.Options fields,
 // warning loudly of an open API.
-func (o apiOps) options(log *slog.Logger) (api.Options, error) {
-	opts := api.Options{
-		Tokens:      splitList(o.Tokens),
-		CORSOrigins: splitList(o.CORSOrigins),
-		Collectors:  o.collectors,
-	}
-	var errs []error
-	for _, origin := range opts.CORSOrigins {
-		if origin == "*" {
-			if len(opts.CORSOrigins) > 1 {
-				errs = append(errs, errors.New("API_CORS_ORIGINS: * allows every origin; give it alone, or list origins without it"))
-			}
-			continue
-		}
-		if u, err := url.Parse(origin); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.User != nil {
-			errs = append(errs, fmt.Errorf("API_CORS_ORIGINS: %q is not an origin; write scheme://host[:port], like https://app.example.com, or *", origin))
-		}
-	}
+func (o apiOps) options(log *slog.Logger) api.Options {
+	opts := api.Options{Tokens: splitList(o.Tokens), CORSOrigins: splitList(o.CORSOrigins), Collectors: o.collectors}
 	if o.DashboardPassword != "" {
-		if strings.TrimSpace(o.DashboardUser) == "" || strings.Contains(o.DashboardUser, ":") {
-			errs = append(errs, errors.New("DASHBOARD_USER must not be empty or hold a colon (default admin)"))
-		}
-		opts.Dashboard = api.Dashboard{Password: o.DashboardPassword, User: o.DashboardUser, Writable: !o.DashboardReadOnly}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return opts, err
+		opts.Dashboard = o.dashboard()
 	}
 	if len(opts.Tokens) == 0 {
 		log.Warn("!!! API_TOKENS is unset: the API is OPEN, anyone who can reach API_ADDR may submit jobs and read results. Set API_TOKENS (comma-separated bearer tokens) to require a token; key admin actions are refused until you do.")
@@ -80,7 +57,7 @@ func (o apiOps) options(log *slog.Logger) (api.Options, error) {
 		}
 		log.Info("dashboard on at "+api.DashboardPath+"/ and /keys, "+mode, "user", o.DashboardUser)
 	}
-	return opts, nil
+	return opts
 }
 
 // metricsOff reports whether WORKER_METRICS_ADDR turns the worker's

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/redistest"
 	"github.com/keyq/keyq/internal/testutil"
 )
@@ -33,7 +34,7 @@ func TestProcessesShareOneRotation(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	rdb, url := redistest.Open(t)
-	up, base := geminifake.Start(t, geminifake.Options{Latency: 5 * time.Millisecond})
+	up, base := faketest.Start(t, geminifake.Options{Latency: 5 * time.Millisecond})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/redistest"
 	"github.com/keyq/keyq/internal/testutil"
 	"github.com/keyq/keyq/keyring"
@@ -19,7 +20,7 @@ import (
 // when the file changes, and a key keeps its state across the reload.
 func TestKeyFileReload(t *testing.T) {
 	rdb, url := redistest.Open(t)
-	_, base := geminifake.Start(t, geminifake.Options{})
+	_, base := faketest.Start(t, geminifake.Options{})
 	file := filepath.Join(t.TempDir(), "keys")
 	if err := os.WriteFile(file, []byte("a:"+e2eKeys[0]+"\nb:"+e2eKeys[1]+"\n"), 0o600); err != nil {
 		t.Fatal(err)

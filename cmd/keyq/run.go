@@ -15,30 +15,39 @@ import (
 // exitConfig is the exit status for bad configuration or usage.
 const exitConfig = 2
 
-type command struct {
-	summary string
-	config  func() validator // a fresh config struct to fill from the environment
-	run     func(ctx context.Context, cfg validator, log *slog.Logger) error
+// version is keyq's version, set at build time with
+// -ldflags "-X main.version=v1.2.3".
+var version = "devel"
+
+// command is a server command's configuration, filled from the
+// environment, that knows how to check and run itself.
+type command interface {
+	validate() error
+	logSettings() LogEnv
+	run(ctx context.Context, log *slog.Logger) error
 }
 
-type validator interface{ validate() error }
+// commandSpec is one entry of keyq's command table.
+type commandSpec struct {
+	name, summary string
+	// config returns a fresh configuration holding the defaults.
+	config func() command
+}
 
-var commands = map[string]command{
-	"api": {"the HTTP API: accepts jobs and answers polls",
-		func() validator { return &apiConfig{} },
-		func(ctx context.Context, c validator, log *slog.Logger) error {
-			return runAPI(ctx, *c.(*apiConfig), log)
-		}},
-	"worker": {"one worker; start as many as you like, on any hosts",
-		func() validator { return &workerConfig{} },
-		func(ctx context.Context, c validator, log *slog.Logger) error {
-			return runWorker(ctx, *c.(*workerConfig), log)
-		}},
-	"dev": {"API + worker in one process, with an embedded Redis and a simulated Gemini unless REDIS_URL and GEMINI_API_KEY are set",
-		func() validator { return &devConfig{} },
-		func(ctx context.Context, c validator, log *slog.Logger) error {
-			return runDev(ctx, *c.(*devConfig), log)
-		}},
+var commands = []commandSpec{
+	{"dev", "API + worker in one process, with an embedded Redis and a simulated Gemini unless REDIS_URL and GEMINI_API_KEY are set", newDevConfig},
+	{"api", "the HTTP API: accepts jobs and answers polls", newAPIConfig},
+	{"worker", "one worker; start as many as you like, on any hosts", newWorkerConfig},
+	{"fake", "a fake Gemini (no key needed) for a demo fleet: point workers' GEMINI_BASE_URL at it", newFakeConfig},
+}
+
+func lookup(name string) (commandSpec, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return commandSpec{}, false
 }
 
 // run is keyq's whole life: parse the command, load and check the
@@ -48,45 +57,57 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	}
-	name := args[0]
-	if name == "submit" { // a client: configured by flags, not the environment
+	switch args[0] {
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "keyq", version)
+		return 0
+	case "submit": // a client: configured by flags, not the environment
 		return runSubmit(ctx, args[1:], stdout, stderr)
 	}
-	cmd, ok := commands[name]
+	spec, ok := lookup(args[0])
 	if !ok {
-		fmt.Fprintf(stderr, "keyq: unknown command %q\n\n", name)
+		fmt.Fprintf(stderr, "keyq: unknown command %q\n\n", args[0])
 		usage(stderr)
 		return exitConfig
 	}
-	cfg := cmd.config()
-	for _, a := range args[1:] {
-		if a == "-h" || a == "--help" || a == "help" {
-			fmt.Fprintf(stdout, "keyq %s: %s\n\nEnvironment:\n", name, cmd.summary)
-			printEnv(stdout, cfg)
-			return 0
-		}
-		fmt.Fprintf(stderr, "keyq %s: unexpected argument %q; keyq is configured by environment variables (keyq %s --help)\n", name, a, name)
-		return exitConfig
+	cfg := spec.config()
+	if code, done := helpOrArgs(spec, cfg, args[1:], stdout, stderr); done {
+		return code
 	}
 	if err := envconfig.Process("", cfg); err != nil {
-		fmt.Fprintf(stderr, "keyq %s: %s\n", name, envError(err))
+		fmt.Fprintf(stderr, "keyq %s: %s\n", spec.name, envError(err))
 		return exitConfig
 	}
 	if err := cfg.validate(); err != nil {
-		fmt.Fprintf(stderr, "keyq %s: bad configuration:\n  %s\n", name, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		fmt.Fprintf(stderr, "keyq %s: bad configuration:\n  %s\n", spec.name, strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return exitConfig
 	}
-	log := newLogger(stderr, logSettings(cfg))
-	if err := cmd.run(ctx, cfg, log); err != nil {
+	log := newLogger(stderr, cfg.logSettings())
+	if err := cfg.run(ctx, log); err != nil {
 		var ce configError
 		if errors.As(err, &ce) {
 			log.Error("bad configuration", "err", err)
 			return exitConfig
 		}
-		log.Error(name+" stopped", "err", err)
+		log.Error(spec.name+" stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// helpOrArgs answers --help, and refuses arguments: servers are configured
+// by the environment alone.
+func helpOrArgs(spec commandSpec, cfg command, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "help" {
+			fmt.Fprintf(stdout, "keyq %s: %s\n\nEnvironment:\n", spec.name, spec.summary)
+			printEnv(stdout, cfg)
+			return 0, true
+		}
+		fmt.Fprintf(stderr, "keyq %s: unexpected argument %q; keyq is configured by environment variables (keyq %s --help)\n", spec.name, a, spec.name)
+		return exitConfig, true
+	}
+	return 0, false
 }
 
 // configError marks a configuration problem found only when running.
@@ -95,44 +116,45 @@ type configError struct{ error }
 func (e configError) Unwrap() error { return e.error }
 
 // envError names the variable without echoing its value, which may be a
-// secret.
+// secret, and shows what a valid value looks like.
 func envError(err error) string {
 	var pe *envconfig.ParseError
-	if errors.As(err, &pe) {
-		return fmt.Sprintf("%s: cannot read the value as %s", pe.KeyName, pe.TypeName)
+	if !errors.As(err, &pe) {
+		return err.Error()
 	}
-	return err.Error()
+	switch pe.TypeName {
+	case "time.Duration":
+		return fmt.Sprintf("%s: cannot read the value as a duration; write it like 60s, 1m30s or 500ms", pe.KeyName)
+	case "int":
+		return fmt.Sprintf("%s: cannot read the value as a whole number, like 5", pe.KeyName)
+	case "bool":
+		return fmt.Sprintf("%s: cannot read the value as true or false", pe.KeyName)
+	case "float64":
+		return fmt.Sprintf("%s: cannot read the value as a number, like 0.2", pe.KeyName)
+	}
+	return fmt.Sprintf("%s: cannot read the value as %s", pe.KeyName, pe.TypeName)
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "keyq runs Gemini jobs through a Redis queue over a pool of API keys.\n\nUsage: keyq <command>\n\nCommands:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, name := range []string{"dev", "api", "worker"} {
-		fmt.Fprintf(tw, "  %s\t%s\n", name, commands[name].summary)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(tw, "  %s\t%s\n", "submit", "post a job to a keyq API and follow it; --count N makes a small load run (keyq submit --help)")
+	fmt.Fprintf(tw, "  %s\t%s\n", "version", "print keyq's version")
 	tw.Flush()
 	fmt.Fprintln(w, "\nkeyq <command> --help lists the environment variables of a command.")
 }
 
+// printEnv lists the variables of cfg with their defaults: the values cfg
+// holds before the environment is read.
 func printEnv(w io.Writer, cfg any) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
-	_ = envconfig.Usagef("", cfg, tw, `{{range .}}  {{usage_key .}}	{{usage_default .}}	{{usage_description .}}
+	_ = envconfig.Usagef("", cfg, tw, `{{range .}}  {{usage_key .}}	{{.Field}}	{{usage_description .}}
 {{end}}`)
 	tw.Flush()
-}
-
-func logSettings(cfg validator) LogEnv {
-	switch c := cfg.(type) {
-	case *apiConfig:
-		return c.LogEnv
-	case *workerConfig:
-		return c.LogEnv
-	case *devConfig:
-		return c.LogEnv
-	}
-	return LogEnv{Level: "info", Format: "text"}
 }
 
 func newLogger(w io.Writer, l LogEnv) *slog.Logger {

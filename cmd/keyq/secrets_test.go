@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/redistest"
 	"github.com/keyq/keyq/internal/testutil"
 	"github.com/keyq/keyq/keyring"
@@ -254,7 +255,7 @@ func TestSecretsNeverLeakEndToEnd(t *testing.T) {
 	rdb, url := redistest.Open(t)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	names, replies := secReplies()
-	up, base := geminifake.Start(t, geminifake.Options{Respond: func(key string, req []byte) geminifake.Reply {
+	up, base := faketest.Start(t, geminifake.Options{Respond: func(key string, req []byte) geminifake.Reply {
 		m := secMarker.FindSubmatch(req)
 		if m == nil {
 			return geminifake.Reply{Status: 500, Body: []byte(`{"error":{"code":500,"message":"test: no Fixture[...] in the prompt","status":"INTERNAL"}}`)}

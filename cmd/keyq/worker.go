@@ -5,27 +5,50 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/gemini"
+	"github.com/keyq/keyq/internal/redisconn"
 	"github.com/keyq/keyq/keyring"
 	"github.com/keyq/keyq/worker"
 )
 
-func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
-	rdb, err := openRedis(cfg.URL)
+type workerConfig struct {
+	RedisEnv
+	GeminiEnv
+	WorkerEnv
+	LogEnv
+	MetricsEnv
+}
+
+func newWorkerConfig() command {
+	return &workerConfig{RedisEnv: defaultRedisEnv(), GeminiEnv: defaultGeminiEnv(), WorkerEnv: defaultWorkerEnv(),
+		LogEnv: defaultLogEnv(), MetricsEnv: defaultMetricsEnv()}
+}
+
+func (c *workerConfig) validate() error {
+	var missing error
+	if strings.Trim(c.APIKey, " ,") == "" && c.APIKeyFile == "" {
+		missing = fmt.Errorf("GEMINI_API_KEY is required: one or more keys separated by commas (or GEMINI_API_KEY_FILE)")
+	}
+	return joinErrs(missing, checkRedisURL(c.URL), c.GeminiEnv.validate(), c.WorkerEnv.validate(), c.LogEnv.validate())
+}
+
+func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
+	rdb, err := redisconn.Open(c.URL)
 	if err != nil {
-		return err
+		return configError{fmt.Errorf("REDIS_URL cannot be used: %w", err)}
 	}
 	defer rdb.Close()
-	stopMetrics, err := serveWorkerMetrics(ctx, cfg.MetricsEnv, log)
+	stopMetrics, err := serveWorkerMetrics(ctx, c.MetricsEnv, log)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
-	w, err := newWorker(ctx, rdb, cfg.GeminiEnv, cfg.WorkerEnv, log)
+	w, err := newWorker(ctx, rdb, c.GeminiEnv, c.WorkerEnv, log)
 	if err != nil {
 		return err
 	}
@@ -64,7 +87,7 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 	if err != nil {
 		return nil, configError{err}
 	}
-	h, err := worker.NewHandler(gem, ring, worker.HandlerOptions{Retries: &g.Retries, RetryDelay: g.RetryDelay, Logger: log})
+	h, err := worker.NewHandler(gem, ring, worker.HandlerOptions{Retries: g.retries(), RetryDelay: g.RetryDelay, Logger: log})
 	if err != nil {
 		return nil, err
 	}

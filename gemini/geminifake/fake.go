@@ -1,7 +1,8 @@
 // Package geminifake is a fake Gemini upstream: an http.Handler that answers
 // generateContent and model GET (probe) calls with scripted replies, built
-// from the real error bodies embedded in fixtures/. Tests use it through
-// Start; keyq's dev mode serves it as its simulator (see Simulated).
+// from the real error bodies embedded in fixtures/. Tests start it with
+// internal/faketest; `keyq dev` and `keyq fake` serve it as a simulator
+// (see Simulated).
 package geminifake
 
 import (
@@ -12,12 +13,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -118,16 +117,6 @@ func New(opts Options) *Upstream {
 		opts.Respond = func(string, []byte) Reply { return FixtureReply("200_ok_json") }
 	}
 	return &Upstream{opts: opts, scripts: map[string][]Reply{}, always: map[string]Reply{}}
-}
-
-// Start serves a new Upstream on a local httptest server, closed by
-// tb.Cleanup, and returns it with its base URL.
-func Start(tb testing.TB, opts Options) (*Upstream, string) {
-	tb.Helper()
-	u := New(opts)
-	srv := httptest.NewServer(u)
-	tb.Cleanup(srv.Close)
-	return u, srv.URL
 }
 
 // Script queues replies for key's generateContent calls, consumed in order;
@@ -256,20 +245,36 @@ func wait(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Simulated returns Options for a dev-mode simulator: each call waits
-// latency, then answers 503_overloaded with probability failRate, else
-// OK(text(req)). A nil text answers `{"simulated":true}`.
-func Simulated(failRate float64, latency time.Duration, text func(req []byte) string) Options {
+// Simulation is how a simulated Gemini answers (see Simulated).
+type Simulation struct {
+	// Latency is added to every generateContent answer.
+	Latency time.Duration
+	// FailureRate is the share of calls answered with Google's 503 body.
+	FailureRate float64
+	// RateLimitRate is the share of calls answered with Google's 429
+	// per-minute body, which cools the key's project.
+	RateLimitRate float64
+	// Text makes the answer's text from the request body; nil answers
+	// {"simulated":true}.
+	Text func(req []byte) string
+}
+
+// Simulated returns Options for a simulator: each call waits s.Latency,
+// then answers 503_overloaded with probability s.FailureRate,
+// 429_per_minute with probability s.RateLimitRate, else OK(s.Text(req)).
+func Simulated(s Simulation) Options {
 	return Options{
-		Latency: latency,
+		Latency: s.Latency,
 		Respond: func(_ string, req []byte) Reply {
-			if rand.Float64() < failRate {
+			switch r := rand.Float64(); {
+			case r < s.FailureRate:
 				return FixtureReply("503_overloaded")
-			}
-			if text == nil {
+			case r < s.FailureRate+s.RateLimitRate:
+				return FixtureReply("429_per_minute")
+			case s.Text == nil:
 				return OK(`{"simulated":true}`)
 			}
-			return OK(text(req))
+			return OK(s.Text(req))
 		},
 	}
 }

@@ -5,10 +5,19 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 )
+
+func Start(tb testing.TB, opts Options) (*Upstream, string) {
+	tb.Helper()
+	u := New(opts)
+	srv := httptest.NewServer(u)
+	tb.Cleanup(srv.Close)
+	return u, srv.URL
+}
 
 func post(t *testing.T, url, key string, body string) (int, []byte) {
 	t.Helper()
@@ -111,11 +120,11 @@ func TestDelayStopsOnCancel(t *testing.T) {
 }
 
 func TestSimulated(t *testing.T) {
-	_, base := Start(t, Simulated(1, 0, nil))
+	_, base := Start(t, Simulated(Simulation{FailureRate: 1}))
 	if st, _ := post(t, base+"/v1beta/models/m:generateContent", "k", `{}`); st != 503 {
 		t.Errorf("failRate 1: %d", st)
 	}
-	_, base = Start(t, Simulated(0, 0, func([]byte) string { return "hi" }))
+	_, base = Start(t, Simulated(Simulation{Text: func([]byte) string { return "hi" }}))
 	if st, b := post(t, base+"/v1beta/models/m:generateContent", "k", `{}`); st != 200 || !bytes.Contains(b, []byte(`"hi"`)) {
 		t.Errorf("failRate 0: %d %s", st, b)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/testutil"
 )
 
@@ -45,7 +46,7 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 
 func redisKilledUnderLoad(t *testing.T, bin string, redisArgs []string, mustKeep bool) {
 	rs := startRedis(t, "redis-server", redisArgs...)
-	up, base := geminifake.Start(t, geminifake.Options{Latency: 50 * time.Millisecond})
+	up, base := faketest.Start(t, geminifake.Options{Latency: 50 * time.Millisecond})
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	api := "http://" + addr
 	env := keyqEnv("redis://"+rs.addr()+"/0", base, addr, "WORKER_CONCURRENCY=8")

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/testutil"
 )
 
@@ -60,7 +61,7 @@ func TestSentinelFailover(t *testing.T) {
 		return err == nil && len(rs) == 1
 	})
 
-	up, base := geminifake.Start(t, geminifake.Options{Latency: 50 * time.Millisecond})
+	up, base := faketest.Start(t, geminifake.Options{Latency: 50 * time.Millisecond})
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	api := "http://" + addr
 	env := keyqEnv(fmt.Sprintf("redis-sentinel://127.0.0.1:%d/0?master=mymaster", sport), base, addr,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/redistest"
 	"github.com/keyq/keyq/internal/testutil"
 )
@@ -25,7 +26,7 @@ func TestSIGTERMWithCallsInFlight(t *testing.T) {
 	t.Parallel()
 	const callLatency = 12 * time.Second
 	_, url := redistest.Open(t)
-	up, base := geminifake.Start(t, geminifake.Options{Respond: func(_ string, req []byte) geminifake.Reply {
+	up, base := faketest.Start(t, geminifake.Options{Respond: func(_ string, req []byte) geminifake.Reply {
 		r := geminifake.FixtureReply("200_ok_json")
 		if bytes.Contains(req, []byte("In Flight")) {
 			r.Delay = callLatency

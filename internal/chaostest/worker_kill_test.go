@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/redistest"
 	"github.com/keyq/keyq/internal/testutil"
 )
@@ -33,7 +34,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	bin := keyqBinary(t)
 	t.Parallel()
 	rdb, url := redistest.Open(t)
-	up, base := geminifake.Start(t, geminifake.Options{Latency: 3 * time.Second})
+	up, base := faketest.Start(t, geminifake.Options{Latency: 3 * time.Second})
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	api := "http://" + addr
 	env := keyqEnv(url, base, addr, "GEMINI_RPM=1000", "GEMINI_RPD=100000", "WORKER_CONCURRENCY=4")

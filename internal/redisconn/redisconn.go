@@ -1,4 +1,7 @@
-package main
+// Package redisconn opens the Redis that keyq's commands are pointed at by
+// REDIS_URL: redis://, rediss:// (TLS) or redis-sentinel://. No error it
+// returns ever holds the URL, which may carry a password.
+package redisconn
 
 import (
 	"crypto/tls"
@@ -12,16 +15,36 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// openRedis connects to REDIS_URL (already validated). The timeouts are
+// DefaultURL is the Redis keyq uses when REDIS_URL is unset.
+const DefaultURL = "redis://127.0.0.1:6379/0"
+
+// Check reports a URL Open cannot use, without quoting it.
+func Check(rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "redis-sentinel") || u.Host == "" {
+		return errors.New("must look like redis://[:password@]host:port/db, rediss://... for TLS, " +
+			"or redis-sentinel://[:password@]host:port[,host:port...]/db?master=name for Redis Sentinel")
+	}
+	if u.Scheme == "redis-sentinel" {
+		_, err = parseSentinelURL(rawURL)
+		return err
+	}
+	if _, err := redis.ParseURL(rawURL); err != nil {
+		return errors.New(redisURLProblem(err))
+	}
+	return nil
+}
+
+// Open connects to rawURL (see Check). The timeouts are
 // short so that a dead Redis gives quick errors rather than hung requests;
 // go-redis reconnects by itself when Redis is back. A redis-sentinel:// URL
 // gives a failover client: it asks the sentinels for the master and follows
 // it when they promote a replica. That client is a *redis.Client too.
-func openRedis(rawURL string) (*redis.Client, error) {
+func Open(rawURL string) (*redis.Client, error) {
 	if strings.HasPrefix(rawURL, "redis-sentinel://") {
 		opt, err := parseSentinelURL(rawURL)
 		if err != nil {
-			return nil, configError{errors.New("REDIS_URL cannot be used: " + err.Error())}
+			return nil, err
 		}
 		opt.DialTimeout = 2 * time.Second
 		opt.ReadTimeout = 3 * time.Second
@@ -31,7 +54,7 @@ func openRedis(rawURL string) (*redis.Client, error) {
 	}
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, configError{errors.New("REDIS_URL cannot be used: " + redisURLProblem(err))}
+		return nil, errors.New(redisURLProblem(err))
 	}
 	if opt.TLSConfig != nil {
 		opt.TLSConfig.MinVersion = tls.VersionTLS12

@@ -70,7 +70,7 @@ func TestEveryAnswerDrivesItsTransition(t *testing.T) {
 			e.up.Script(secrets[0], geminifake.FixtureReply(tc.fixture))
 			info := e.await(e.enqueue("Holmes"), tc.job)
 			if tc.class != "" {
-				if je := tasks.ParseJobError(info.LastErr); je.Class != tc.class || info.Retried != 0 {
+				if je := tasks.ParseJobError(info.LastErr); string(je.Class) != tc.class || info.Retried != 0 {
 					t.Errorf("job error %+v retried %d, want %s at once", je, info.Retried, tc.class)
 				}
 			} else if r := result(t, info); r.Key == "#1" && tc.fixture != "200_ok_json" {

@@ -1,0 +1,92 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for Options.
+const (
+	DefaultJobMaxRetry = 3
+	// NoJobRetries as Options.JobMaxRetry: a job fails with its first
+	// failed run.
+	NoJobRetries        = -1
+	DefaultJobTimeout   = 5 * time.Minute
+	DefaultJobRetention = 24 * time.Hour
+)
+
+// Options configure a Server. The zero value uses the defaults.
+type Options struct {
+	// JobMaxRetry is how many times a job is run again after a whole run
+	// failed. 0 means DefaultJobMaxRetry (3); NoJobRetries means none.
+	JobMaxRetry int
+	// JobTimeout bounds one job run. Default 5m.
+	JobTimeout time.Duration
+	// JobRetention is how long a finished job stays pollable. Default 24h.
+	JobRetention time.Duration
+	// Logger gets the access log and internal errors. Default slog.Default().
+	Logger *slog.Logger
+	// Keys reports and changes the key pool's state (GET /api/keys, admin
+	// actions). Nil: those routes answer 404.
+	Keys KeyAdmin
+	// Tokens are the bearer tokens /api/* accepts (auth.go). None: /api/*
+	// is open to anyone, except the key admin routes, which then answer 403.
+	Tokens []string
+	// CORSOrigins may call /api/* from a browser: origins like
+	// https://app.example.com, or "*" for any. None: no CORS headers.
+	CORSOrigins []string
+	// Dashboard serves asynqmon at /monitoring/ and the key table at /keys
+	// behind HTTP basic auth. Zero: neither is served.
+	Dashboard Dashboard
+	// Collectors are served on /metrics besides the API's own (HTTP
+	// requests, asynq queues, keys); keyq dev adds the worker's.
+	Collectors []prometheus.Collector
+}
+
+// validate checks every option once; keyq's command reuses the exported
+// checks to name its environment variables.
+func (o Options) validate() error {
+	var errs []error
+	if o.JobMaxRetry < NoJobRetries || o.JobRetention < 0 {
+		errs = append(errs, errors.New("api: JobMaxRetry must be 0 (default) or more, or NoJobRetries, and JobRetention must not be negative"))
+	}
+	if o.JobTimeout != 0 {
+		errs = append(errs, CheckJobTimeout(o.JobTimeout))
+	}
+	errs = append(errs, CheckCORSOrigins(o.CORSOrigins), o.Dashboard.Validate())
+	return errors.Join(errs...)
+}
+
+// MinJobTimeout is the shortest job timeout: asynq keeps timeouts in whole
+// seconds, and less would be none at all.
+const MinJobTimeout = time.Second
+
+// CheckJobTimeout reports a job timeout asynq cannot keep.
+func CheckJobTimeout(d time.Duration) error {
+	if d < MinJobTimeout {
+		return fmt.Errorf("a job timeout must be %s or more, like 5m (got %s)", MinJobTimeout, d)
+	}
+	return nil
+}
+
+// CheckCORSOrigins reports entries that are not origins.
+func CheckCORSOrigins(list []string) error {
+	_, err := newCORSPolicy(list)
+	return err
+}
+
+// DefaultDashboardUser is the dashboard's basic-auth user when none is set.
+const DefaultDashboardUser = "admin"
+
+// Validate reports a dashboard user that basic auth cannot carry.
+func (d Dashboard) Validate() error {
+	if d.Password != "" && d.User != "" && (strings.TrimSpace(d.User) == "" || strings.Contains(d.User, ":")) {
+		return errors.New("the dashboard user must not be blank or hold a colon (default " + DefaultDashboardUser + ")")
+	}
+	return nil
+}
