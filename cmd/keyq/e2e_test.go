@@ -230,6 +230,11 @@ func TestConfigErrorsExit2AndNameTheVariable(t *testing.T) {
 		{"api", "JOB_RETENTION", "0s", "JOB_RETENTION"},
 		{"dev", "WORKER_CONCURRENCY", "0", "WORKER_CONCURRENCY"},
 		{"api", "API_ADDR", "256.1.1.1:99999", "API_ADDR"},
+		{"worker", "GEMINI_BASE_URL", "http://h/?key=secret-password", "GEMINI_BASE_URL"},
+		{"worker", "GEMINI_BASE_URL", "http://user:secret-password@h/", "GEMINI_BASE_URL"},
+		{"worker", "GEMINI_RETRY_DELAY", "1", "like 60s"},
+		{"api", "API_TOKENS", "change-me-long-random-token-1", "API_TOKENS"},
+		{"fake", "SIM_429_RATE", "0.9", "SIM_429_RATE"},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
 			t.Setenv("GEMINI_API_KEY", "k1")
