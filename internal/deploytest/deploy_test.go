@@ -145,8 +145,13 @@ func TestComposeConfigValidates(t *testing.T) {
 		run("config", "-q")
 		services := strings.Fields(run("config", "--services"))
 		slices.Sort(services)
-		if !slices.Equal(services, []string{"api", "redis", "worker"}) {
+		if !slices.Equal(services, []string{"api", "fake", "grafana", "prometheus", "redis", "worker"}) {
 			t.Errorf("services %v", services)
+		}
+		profiles := strings.Fields(run("config", "--profiles"))
+		slices.Sort(profiles)
+		if !slices.Equal(profiles, []string{"demo", "monitoring"}) {
+			t.Errorf("profiles %v, want demo and monitoring", profiles)
 		}
 		cancel()
 	}
