@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/keyq/keyq/gemini/geminifake"
+	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/redistest"
 )
 
@@ -42,7 +43,7 @@ func TestPrometheusScrapesKeyq(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	_, redisURL := redistest.Open(t)
-	_, gemini := geminifake.Start(t, geminifake.Options{Latency: 5 * time.Millisecond})
+	_, gemini := faketest.Start(t, geminifake.Options{Latency: 5 * time.Millisecond})
 
 	apiAddr, workerAddr, promAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	env := append(cleanEnv(), "REDIS_URL="+redisURL, "LOG_LEVEL=debug")
