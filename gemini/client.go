@@ -64,6 +64,11 @@ type Options struct {
 	Model      string        // required, e.g. "gemini-2.5-flash" ("models/" prefix allowed)
 	Timeout    time.Duration // per call; default DefaultTimeout
 	HTTPClient *http.Client  // default: a new http.Client without its own timeout
+	// Redact, if set, also cleans every text of an *Error, after the
+	// calling key itself is removed: keyq passes a redactor of every run
+	// of every key of the pool, since an upstream may echo a piece of a
+	// key, or another key (internal/redact).
+	Redact func(string) string
 }
 
 // Client calls one model. It is safe for concurrent use.
@@ -72,6 +77,7 @@ type Client struct {
 	model   string
 	timeout time.Duration
 	http    *http.Client
+	scrub   func(string) string
 }
 
 // New validates opts and returns a Client.
@@ -92,6 +98,7 @@ func New(opts Options) (*Client, error) {
 		model:   model,
 		timeout: cmp.Or(opts.Timeout, DefaultTimeout),
 		http:    cmp.Or(opts.HTTPClient, &http.Client{}),
+		scrub:   opts.Redact,
 	}, nil
 }
 
@@ -112,6 +119,11 @@ func (c *Client) Model() string { return c.model }
 // Generate sends req with apiKey. Every failure is an *Error; when ctx itself
 // is done, errors.Is(err, ctx.Err()) holds.
 func (c *Client) Generate(ctx context.Context, apiKey string, req *Request) (*Response, error) {
+	resp, err := c.generate(ctx, apiKey, req)
+	return resp, c.clean(err)
+}
+
+func (c *Client) generate(ctx context.Context, apiKey string, req *Request) (*Response, error) {
 	body, err := encodeRequest(req)
 	if err != nil {
 		return nil, &Error{Class: ClassBadRequest, Message: redact(err.Error(), apiKey)}
@@ -135,13 +147,25 @@ func (c *Client) Generate(ctx context.Context, apiKey string, req *Request) (*Re
 // generation quota. It returns nil on 200 and an *Error otherwise.
 func (c *Client) Probe(ctx context.Context, apiKey string) error {
 	status, data, err := c.do(ctx, apiKey, http.MethodGet, c.base+"/v1beta/models/"+c.model, nil)
-	if err != nil {
+	if err == nil && status != http.StatusOK {
+		err = classifyHTTP(status, data, apiKey)
+	}
+	return c.clean(err)
+}
+
+// clean passes the texts of an *Error through Options.Redact.
+func (c *Client) clean(err error) error {
+	var e *Error
+	if c.scrub == nil || !errors.As(err, &e) {
 		return err
 	}
-	if status != http.StatusOK {
-		return classifyHTTP(status, data, apiKey)
+	for _, s := range []*string{&e.Message, &e.Status, &e.Reason, &e.QuotaID, &e.QuotaValue} {
+		*s = c.scrub(*s)
 	}
-	return nil
+	if r, ok := e.cause.(*redactedError); ok {
+		r.text = c.scrub(r.text)
+	}
+	return err
 }
 
 // do sends one request and reads a bounded body. A non-nil error is an *Error.

@@ -281,7 +281,7 @@ func (h *Handler) report(ctx context.Context, log *slog.Logger, key keyring.Key,
 		}
 		log.Warn(fmt.Sprintf("[Gemini] API Key %s cooling down for %s (%s%s)", key.Name(), left, c.Reason, who), "key", key, "until", c.Until)
 	case keyring.StateDisabled:
-		next := "until an operator enables it"
+		next := " until an operator enables it"
 		if !c.Until.IsZero() {
 			next = "; probed again in " + left.String()
 		}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keyq/keyq/internal/redact"
 	"github.com/keyq/keyq/keyring"
 )
 
@@ -52,7 +53,7 @@ func notifyHUP() chan os.Signal {
 // watchKeyFile re-reads GEMINI_API_KEY_FILE on SIGHUP and when its content
 // changes, and swaps the ring's keys without a restart. A bad file is logged
 // and the keys in use stay.
-func watchKeyFile(ctx context.Context, g GeminiEnv, ring *keyring.Ring, sum []byte, hup chan os.Signal, log *slog.Logger) {
+func watchKeyFile(ctx context.Context, g GeminiEnv, ring *keyring.Ring, scrub *redact.Pool, sum []byte, hup chan os.Signal, log *slog.Logger) {
 	defer signal.Stop(hup)
 	tick := time.NewTicker(keyFileCheck)
 	defer tick.Stop()
@@ -75,6 +76,9 @@ func watchKeyFile(ctx context.Context, g GeminiEnv, ring *keyring.Ring, sum []by
 		if !forced && bytes.Equal(newSum, sum) {
 			continue
 		}
+		// Old keys stay redacted too: a line about a call made before
+		// the reload may still be written.
+		scrub.Set(append(secrets(keys), secrets(ring.Keys())...))
 		if err := ring.SetKeys(ctx, keys); err != nil {
 			log.Error("key reload failed; keeping the keys in use", "err", err)
 			continue

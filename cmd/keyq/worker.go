@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/gemini"
+	"github.com/keyq/keyq/internal/redact"
 	"github.com/keyq/keyq/internal/redisconn"
 	"github.com/keyq/keyq/keyring"
 	"github.com/keyq/keyq/worker"
@@ -68,13 +69,18 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 	if err != nil {
 		return nil, configError{err}
 	}
+	// Every line and error of the worker passes through a redactor of
+	// every run of 12+ characters of every key of the pool.
+	scrub := &redact.Pool{}
+	scrub.Set(secrets(keys))
+	log = slog.New(scrub.Handler(log.Handler()))
 	log.Info(fmt.Sprintf("Loaded %d Gemini API keys for load balancing", len(keys)), "keys", keys)
 	ring, err := keyring.New(rdb, keys, keyringOptions(g))
 	if err != nil {
 		return nil, configError{err}
 	}
 	if g.APIKeyFile != "" {
-		go watchKeyFile(ctx, g, ring, sum, notifyHUP(), log)
+		go watchKeyFile(ctx, g, ring, scrub, sum, notifyHUP(), log)
 	}
 	if err := ring.Announce(ctx); err != nil {
 		log.Warn("could not announce the keys to Redis; /api/keys will not show them until it can", "err", err)
@@ -83,7 +89,8 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 	// of 2 per host would open (and TLS-handshake) a new one for most calls.
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = wc.Concurrency
-	gem, err := gemini.New(gemini.Options{BaseURL: g.BaseURL, Model: g.Model, Timeout: g.Timeout, HTTPClient: &http.Client{Transport: transport}})
+	gem, err := gemini.New(gemini.Options{BaseURL: g.BaseURL, Model: g.Model, Timeout: g.Timeout,
+		HTTPClient: &http.Client{Transport: transport}, Redact: scrub.String})
 	if err != nil {
 		return nil, configError{err}
 	}
@@ -101,6 +108,14 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 		ShutdownTimeout: g.Timeout + g.RetryDelay + 5*time.Second,
 		Logger:          log,
 	})
+}
+
+func secrets(keys []keyring.Key) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.Secret()
+	}
+	return out
 }
 
 // keyringOptions names the pool after the model: Gemini's quotas are per
