@@ -28,6 +28,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	healCtx, stopHeal := context.WithCancel(ctx)
+	defer stopHeal()
+	go s.healLoop(healCtx)
 	select {
 	case err := <-errc:
 		return err

@@ -188,7 +188,9 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 	if !validJobID(id) {
 		return &Error{Code: CodeNotFound, Message: "no job with that id: ids are 32 lowercase hex digits"}
 	}
-	info, err := s.inspector.GetTaskInfo(tasks.Queue, id)
+	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
+	defer cancel()
+	info, err := s.taskInfo(ctx, id)
 	if err != nil {
 		return redisErr(err)
 	}

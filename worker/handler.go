@@ -48,6 +48,7 @@ func (o HandlerOptions) validate() error {
 
 // Handler runs analyze-character tasks. It is an asynq.Handler.
 type Handler struct {
+	results    results // set by New: where a run finds an earlier run's result
 	gem        *gemini.Client
 	ring       *keyring.Ring
 	retries    int
@@ -88,6 +89,14 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return &tasks.JobError{Class: tasks.ClassBadPayload, Message: err.Error(), Final: true}
 	}
+	if h.results.rdb != nil {
+		if prev, err := h.results.stored(ctx, id); err != nil {
+			return fmt.Errorf("look for an earlier run's result: %w", err)
+		} else if prev != nil {
+			log.Info("an earlier run of this job stored its result; finishing with it without calling Gemini again")
+			return nil
+		}
+	}
 	res, err := h.analyze(ctx, log, p)
 	if err != nil {
 		return finalIfLastRun(ctx, err)
@@ -96,17 +105,27 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	return storeResult(ctx, log, t.ResultWriter(), b)
+	return h.storeResult(ctx, log, id, t.ResultWriter(), b)
 }
 
 // storeResult writes the result, retrying while Redis is briefly away and
 // the job has time: the answer is paid for, and a failed write would have
-// asynq run the job, and bill the call, again.
-func storeResult(ctx context.Context, log *slog.Logger, w *asynq.ResultWriter, b []byte) error {
+// asynq run the job, and bill the call, again. A job that is gone from
+// Redis gets no result (an orphan hash would answer polls forever).
+func (h *Handler) storeResult(ctx context.Context, log *slog.Logger, id string, w *asynq.ResultWriter, b []byte) error {
 	wait := 100 * time.Millisecond
 	for {
-		_, err := w.Write(b)
-		if err == nil {
+		var err error
+		if h.results.rdb != nil {
+			err = h.results.store(ctx, id, b)
+		} else {
+			_, err = w.Write(b)
+		}
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errTaskGone):
+			log.Warn(err.Error())
 			return nil
 		}
 		log.Warn("could not store the result; trying again", "err", err, "in", wait)

@@ -64,6 +64,7 @@ func New(rdb redis.UniversalClient, h *Handler, opts Options) (*Worker, error) {
 		return nil, errors.New("worker: Concurrency, JobRetryDelay, ShutdownTimeout and ProbeInterval must not be negative")
 	}
 	log := cmp.Or(opts.Logger, slog.Default())
+	h.results = results{rdb: rdb, queue: tasks.Queue}
 	base := cmp.Or(opts.JobRetryDelay, DefaultJobRetryDelay)
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:    cmp.Or(opts.Concurrency, DefaultConcurrency),
@@ -71,7 +72,9 @@ func New(rdb redis.UniversalClient, h *Handler, opts Options) (*Worker, error) {
 		RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration { return retryDelay(base, n, err) },
 		// Waiting for a key to come back is not a failure of the job: it
 		// does not spend a retry.
-		IsFailure:                func(err error) bool { return !waitingForKey(err) },
+		// Neither is a lease that expired under a worker that died: the
+		// job runs again at once (retryDelay) without spending a retry.
+		IsFailure:                func(err error) bool { return !waitingForKey(err) && !errors.Is(err, asynq.ErrLeaseExpired) },
 		ShutdownTimeout:          opts.ShutdownTimeout,
 		DelayedTaskCheckInterval: opts.PollInterval,
 		Logger:                   asynqLogger{log},
@@ -109,9 +112,13 @@ func (w *Worker) Shutdown() {
 	w.srv.Shutdown()
 }
 
-// retryDelay is when a job runs again: when the first key is back if it
+// retryDelay is when a job runs again: at once after its worker died (the
+// lease expired), when the first key is back if it
 // waits for one, else after a backoff.
 func retryDelay(base time.Duration, n int, err error) time.Duration {
+	if errors.Is(err, asynq.ErrLeaseExpired) {
+		return 0
+	}
 	var nk *keyring.NoKeyError
 	if errors.As(err, &nk) && nk.RetryAfter >= 0 {
 		// Spread the jobs that wait for the same moment over a second.
