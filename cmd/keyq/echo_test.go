@@ -26,7 +26,7 @@ func TestInexactKeyEchoesAreRedacted(t *testing.T) {
 		return geminifake.Reply{Status: 500, Body: []byte(body)}
 	}
 	up, base := faketest.Start(t, geminifake.Options{})
-	up.Always(e2eKeys[0], echo("key "+e2eKeys[0][:20]+"..."))      // first 20 characters of itself
+	up.Always(e2eKeys[0], echo("key "+e2eKeys[0][:20]+"..."))     // first 20 characters of itself
 	up.Always(e2eKeys[1], echo("API key not valid: "+e2eKeys[0])) // another key of the pool, whole
 	t.Setenv("REDIS_URL", url)
 	t.Setenv("GEMINI_API_KEY", e2eKeys[0]+","+e2eKeys[1])
