@@ -61,8 +61,9 @@ func (s *Server) guard(a access, h http.Handler) http.Handler {
 				w.Header().Set("WWW-Authenticate", `Basic realm="keyq dashboard", charset="UTF-8"`)
 				err = errDashboardAuth
 			}
-		} else {
-			err = s.checkBearer(w, r, a)
+		} else if err = s.checkBearer(w, r, a); err == nil {
+			tok, _ := bearerToken(r)
+			r = withOwner(r, tok)
 		}
 		if err != nil {
 			s.writeError(w, r, err)

@@ -161,7 +161,11 @@ func (s *Server) postAnalyzeCharacter(w http.ResponseWriter, r *http.Request) er
 	}
 	// The enqueue time rides along in a header, for the worker's job
 	// latency metric (metrics.JobMiddleware).
-	task = asynq.NewTaskWithHeaders(task.Type(), task.Payload(), metrics.EnqueueHeaders(time.Now()),
+	headers := metrics.EnqueueHeaders(time.Now())
+	if owner := ownerOf(r); owner != "" {
+		headers[tasks.HeaderOwner] = owner
+	}
+	task = asynq.NewTaskWithHeaders(task.Type(), task.Payload(), headers,
 		asynq.TaskID(id), asynq.Queue(tasks.Queue),
 		asynq.MaxRetry(tasks.AsynqMaxRetry(s.maxRetry)), asynq.Timeout(s.timeout), asynq.Retention(s.retention))
 	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)

@@ -3,6 +3,10 @@ package tasks
 // Queue is the asynq queue keyq's jobs go through.
 const Queue = "keyq"
 
+// HeaderOwner is the task header naming the API token that made a job:
+// its id (api.TokenID), never the token. Absent when the API is open.
+const HeaderOwner = "keyq-owner"
+
 // A job's runs. JOB_MAX_RETRY counts the runs after the first that a job
 // may fail; asynq counts retries in MaxRetry. keyq enqueues with one retry
 // more than asked (AsynqMaxRetry) and the worker fails the job itself at
