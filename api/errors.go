@@ -3,7 +3,9 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -61,7 +63,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
 		apiErr = &Error{Code: CodeNotFound, Message: "no job with that id (finished jobs are kept for JOB_RETENTION)"}
 	case errors.Is(err, errRedis):
-		s.log.Error("redis unreachable", "method", r.Method, "path", r.URL.Path, "err", err)
+		// Once per redisLogEvery at ERROR, else at DEBUG: an outage is
+		// every request failing, and keyq's Redis watcher reports it too.
+		s.log.Log(r.Context(), s.redisLogLevel(), "redis unreachable", "method", r.Method, "path", r.URL.Path, "err", err)
 		apiErr = &Error{Code: CodeUnavailable, Message: errRedis.Error()}
 	default:
 		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -75,6 +79,19 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, map[string]*Error{"error": apiErr})
+}
+
+// redisLogEvery is how often a request failing for want of Redis is
+// logged at ERROR.
+const redisLogEvery = 30 * time.Second
+
+func (s *Server) redisLogLevel() slog.Level {
+	now := time.Now().UnixNano()
+	last := s.redisLogged.Load()
+	if now-last >= int64(redisLogEvery) && s.redisLogged.CompareAndSwap(last, now) {
+		return slog.LevelError
+	}
+	return slog.LevelDebug
 }
 
 // writeJSON encodes before it writes the status, so that a value that

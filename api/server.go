@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -53,6 +54,7 @@ type Server struct {
 	dashUser     secrets
 	dashPass     secrets
 	metrics      http.Handler
+	redisLogged  atomic.Int64 // when a Redis outage was last logged at ERROR (unix ns)
 }
 
 // New makes the API on rdb. rdb stays the caller's to close.

@@ -47,6 +47,10 @@ var (
 		Namespace: Namespace, Name: "jobs_total",
 		Help: "Jobs that reached a final status (succeeded or failed) in this worker.",
 	}, []string{"status"})
+	keyEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "key", Name: "events_total",
+		Help: "Changes of keys and of the pool seen by this worker: disabled, leaked, cooled, paused.",
+	}, []string{"pool", "event"})
 	jobSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Subsystem: "job", Name: "duration_seconds",
 		Help:    "Time from a job's enqueue by the API to its final status, retries included, by final status.",
@@ -58,7 +62,7 @@ var (
 // key-pick latency, job runs, jobs by final status, job latency) for a
 // registry to serve. Register them in at most one registry per process.
 func WorkerCollectors() []prometheus.Collector {
-	return []prometheus.Collector{upstreamSeconds, pickSeconds, jobRuns, jobsDone, jobSeconds}
+	return []prometheus.Collector{upstreamSeconds, pickSeconds, jobRuns, jobsDone, jobSeconds, keyEvents}
 }
 
 // ObserveUpstream records one upstream call that took d and ended in class:
@@ -66,6 +70,17 @@ func WorkerCollectors() []prometheus.Collector {
 // never a message: each value is a series).
 func ObserveUpstream(class string, d time.Duration) {
 	upstreamSeconds.WithLabelValues(class).Observe(d.Seconds())
+}
+
+// KeyEvent counts one change of a key or of the pool (see worker's Event*).
+func KeyEvent(pool, event string) { keyEvents.WithLabelValues(pool, event).Inc() }
+
+// InitKeyEvents makes the pool's event series exist at 0, so that an
+// increase() over them sees the first event.
+func InitKeyEvents(pool string, events ...string) {
+	for _, e := range events {
+		keyEvents.WithLabelValues(pool, e)
+	}
 }
 
 // ObservePick records one key pick from the shared rotation that took d.

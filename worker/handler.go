@@ -49,6 +49,7 @@ func (o HandlerOptions) validate() error {
 // Handler runs analyze-character tasks. It is an asynq.Handler.
 type Handler struct {
 	results    results // set by New: where a run finds an earlier run's result
+	alerts     *Alerts // set by New: the operator's alert webhook, or nil
 	gem        *gemini.Client
 	ring       *keyring.Ring
 	retries    int
@@ -271,6 +272,7 @@ func (h *Handler) pick(ctx context.Context, log *slog.Logger, tried *keyring.Ski
 			return key, &tasks.JobError{Class: tasks.ClassNoKey, Message: nk.Error()}
 		}
 		if nk.RetryAfter > maxInlineWait {
+			h.noKey(nk)
 			log.Info("[Gemini] No key can be used now: the job waits", "retry_after", nk.RetryAfter.Round(time.Millisecond), "reason", nk.Reason)
 			return key, &tasks.JobError{Class: tasks.ClassWaitingForKey, Message: nk.Error(), Cause: nk}
 		}
@@ -291,6 +293,7 @@ func (h *Handler) report(ctx context.Context, log *slog.Logger, key keyring.Key,
 	if c.State == "" {
 		return
 	}
+	h.event(key, c, o)
 	left := time.Until(c.Until).Round(time.Second)
 	switch c.State {
 	case keyring.StateCooling:

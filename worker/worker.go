@@ -43,6 +43,8 @@ type Options struct {
 	// ProbeInterval is how often the worker looks for disabled keys due
 	// for a probe. Default 30s.
 	ProbeInterval time.Duration
+	// Alerts, if not nil, receives key and pool events (NewAlerts).
+	Alerts *Alerts
 	// Logger gets asynq's own messages and failed runs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -65,6 +67,8 @@ func New(rdb redis.UniversalClient, h *Handler, opts Options) (*Worker, error) {
 	}
 	log := cmp.Or(opts.Logger, slog.Default())
 	h.results = results{rdb: rdb, queue: tasks.Queue}
+	h.alerts = opts.Alerts
+	metrics.InitKeyEvents(h.gem.Model(), EventDisabled, EventLeaked, EventCooled, EventPaused)
 	base := cmp.Or(opts.JobRetryDelay, DefaultJobRetryDelay)
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:    cmp.Or(opts.Concurrency, DefaultConcurrency),

@@ -50,6 +50,7 @@ type setup struct {
 	latency    time.Duration
 	ring       keyring.Options
 	keys       []string // default: secrets, each a project of its own
+	alertURL   string   // ALERT_WEBHOOK_URL
 }
 
 func start(t *testing.T, s setup) *env {
@@ -89,7 +90,8 @@ func start(t *testing.T, s setup) *env {
 		}
 		e.ring = ring
 		w, err := worker.New(wrdb, h, worker.Options{Concurrency: 4, JobRetryDelay: 20 * time.Millisecond, ProbeInterval: 50 * time.Millisecond,
-			PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second, Logger: log})
+			PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second, Logger: log,
+			Alerts: worker.NewAlerts(s.alertURL, wrdb, log)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -41,6 +41,7 @@ func (c *apiConfig) run(ctx context.Context, log *slog.Logger) error {
 		return configError{fmt.Errorf("REDIS_URL cannot be used: %w", err)}
 	}
 	defer rdb.Close()
+	watchRedis(ctx, rdb, c.URL, log)
 	return serveAPI(ctx, rdb, c.Model, c.APIEnv, c.JobEnv, apiOps{APIAuthEnv: c.APIAuthEnv, DashboardEnv: c.DashboardEnv}, log)
 }
 

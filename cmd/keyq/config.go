@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -48,6 +49,7 @@ type APIEnv struct {
 type WorkerEnv struct {
 	Concurrency   int           `envconfig:"WORKER_CONCURRENCY" desc:"jobs in flight per worker"`
 	JobRetryDelay time.Duration `envconfig:"JOB_RETRY_DELAY" desc:"wait before a job's first retry; doubles each retry, up to 10m"`
+	AlertURL      string        `envconfig:"ALERT_WEBHOOK_URL" desc:"gets a JSON {\"text\"} (Slack-compatible) when a key is disabled or leaked, the pool pauses or no key is usable; once per event and key an hour, fleet-wide; unset: no alerts"`
 }
 
 type LogEnv struct {
@@ -156,6 +158,12 @@ func (w WorkerEnv) validate() error {
 	}
 	if w.JobRetryDelay <= 0 {
 		errs = append(errs, fmt.Errorf("JOB_RETRY_DELAY must be positive, like 15s (got %s)", w.JobRetryDelay))
+	}
+	if w.AlertURL != "" {
+		if u, err := url.Parse(w.AlertURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			// Not quoted: a chat webhook URL is a secret of its own.
+			errs = append(errs, errors.New("ALERT_WEBHOOK_URL must be an http(s) URL"))
+		}
 	}
 	return errors.Join(errs...)
 }

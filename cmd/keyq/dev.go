@@ -66,7 +66,8 @@ func (c *devConfig) run(ctx context.Context, log *slog.Logger) error {
 			base, int(c.SimFailureRate*100), c.SimLatency))
 		c.APIKey, c.BaseURL = simulatedKeys, base
 	}
-	w, err := newWorker(ctx, rdb, c.GeminiEnv, c.WorkerEnv, log)
+	watch := watchRedis(ctx, rdb, cmpOr(c.RedisURL, "redis://embedded"), log)
+	w, err := newWorker(ctx, rdb, c.GeminiEnv, c.WorkerEnv, watch, log)
 	if err != nil {
 		return err
 	}

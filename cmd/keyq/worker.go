@@ -44,12 +44,13 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		return configError{fmt.Errorf("REDIS_URL cannot be used: %w", err)}
 	}
 	defer rdb.Close()
+	watch := watchRedis(ctx, rdb, c.URL, log)
 	stopMetrics, err := serveWorkerMetrics(ctx, c.MetricsEnv, log)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
-	w, err := newWorker(ctx, rdb, c.GeminiEnv, c.WorkerEnv, log)
+	w, err := newWorker(ctx, rdb, c.GeminiEnv, c.WorkerEnv, watch, log)
 	if err != nil {
 		return err
 	}
@@ -64,7 +65,7 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 
 // newWorker builds a worker and, with GEMINI_API_KEY_FILE, watches the file
 // until ctx ends.
-func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc WorkerEnv, log *slog.Logger) (*worker.Worker, error) {
+func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc WorkerEnv, watch *redisconn.Watcher, log *slog.Logger) (*worker.Worker, error) {
 	keys, sum, err := loadKeys(g, log)
 	if err != nil {
 		return nil, configError{err}
@@ -98,7 +99,11 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 	if err != nil {
 		return nil, err
 	}
-	log.Info("worker ready", "concurrency", wc.Concurrency, "model", g.Model, "attempts_per_run", h.MaxAttempts(),
+	ready := "worker ready"
+	if watch.Down() {
+		ready = "worker started; it takes jobs once Redis answers"
+	}
+	log.Info(ready, "concurrency", wc.Concurrency, "model", g.Model, "attempts_per_run", h.MaxAttempts(),
 		"projects", ring.Projects(), "rpm", g.RPM, "rpd", g.RPD)
 	return worker.New(rdb, h, worker.Options{
 		Concurrency:   wc.Concurrency,
@@ -106,6 +111,7 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 		// Long enough for a call under way, plus the wait before the next,
 		// to end on its own: a cut call would be billed and run again.
 		ShutdownTimeout: g.Timeout + g.RetryDelay + 5*time.Second,
+		Alerts:          worker.NewAlerts(wc.AlertURL, rdb, log),
 		Logger:          log,
 	})
 }
@@ -116,6 +122,16 @@ func secrets(keys []keyring.Key) []string {
 		out[i] = k.Secret()
 	}
 	return out
+}
+
+// watchRedis reports Redis outages in a few clear lines (and quiets the
+// libraries' own connection errors) until ctx ends.
+func watchRedis(ctx context.Context, rdb redis.UniversalClient, rawURL string, log *slog.Logger) *redisconn.Watcher {
+	redisconn.QuietLibraryLogs(log)
+	w := redisconn.NewWatcher(rdb, redisconn.Describe(rawURL), log)
+	_ = w.Check(ctx)
+	go w.Run(ctx)
+	return w
 }
 
 // keyringOptions names the pool after the model: Gemini's quotas are per

@@ -127,3 +127,16 @@ func redisURLProblem(err error) string {
 	}
 	return err.Error()
 }
+
+// Describe names the server(s) of rawURL for operators: host:port (or the
+// sentinels and master), never user info or query.
+func Describe(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "REDIS_URL"
+	}
+	if u.Scheme == "redis-sentinel" {
+		return "sentinels " + u.Host + " (master " + u.Query().Get("master") + ")"
+	}
+	return u.Host
+}
