@@ -5,8 +5,12 @@
 -- KEYS[2] -> keyq:{pool}:proj:<project>, its project's state hash
 -- KEYS[3] -> keyq:{pool}:pause, the pool pause
 -- KEYS[4] -> keyq:{pool}:storm, projects that answered 429 lately (zset)
--- KEYS[5 ..] -> the state hashes of the project's other keys
--- ARGV[1] -> outcome: success | fault | cool_key | cool_project | suspect |
+-- KEYS[5] -> keyq:{pool}:ring, KEYS[6] -> ...:wait, KEYS[7] -> ...:why,
+-- KEYS[8] -> ...:parked, KEYS[9] -> ...:projkeys, KEYS[10] -> ...:projuntil,
+-- KEYS[11] -> ...:disabled, KEYS[12] -> ...:probe, KEYS[13] -> ...:proben
+--            (see redis_keys.go)
+-- KEYS[14 ..] -> the state hashes of the project's other keys
+-- ARGV[1] -> outcome: success | no_fault | cool_key | cool_project | suspect |
 --            disable | disable_project
 -- ARGV[2] -> class, the failure counter to count ("" for success)
 -- ARGV[3] -> cooldown ms (cool_*, suspect); for cool_project with
@@ -14,18 +18,20 @@
 -- ARGV[4] -> "for" (ARGV[3] from now), "at" (ARGV[3] is the end, ms since
 --            the epoch) or "grow"
 -- ARGV[5] -> reason, for operators
--- ARGV[6] -> project name; ARGV[7] -> number of projects in the pool
--- ARGV[8] -> first probe of a disabled key after this many ms (0: never)
--- ARGV[9] -> jitter, 0..1000 per mille added to grown cooldowns
--- ARGV[10] -> pause of the whole pool on a 429 storm, ms
+-- ARGV[6] -> project name
+-- ARGV[7] -> first probe of a disabled key after this many ms (0: never)
+-- ARGV[8] -> jitter, 0..1000 per mille added to grown cooldowns
+-- ARGV[9] -> pause of the whole pool on a 429 storm, ms
+-- ARGV[10] -> the key's fingerprint
+-- ARGV[11 ..] -> the fingerprints of KEYS[14 ..], in order
 --
 -- Returns {state, until_ms, reason} of what changed: state is "cooling",
 -- "disabled" or "paused"; {"", 0, ""} when nothing did.
 local outcome, class, amount, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local reason, project, projects = ARGV[5], ARGV[6], tonumber(ARGV[7])
-local probe, jitter, pauseMs = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local t = redis.call("TIME")
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local reason, project = ARGV[5], ARGV[6]
+local probe, jitter, pauseMs, fp = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+local now = nowMs()
+local ring, wait, why, parked = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
 if outcome == "success" then
   redis.call("HINCRBY", KEYS[1], "successes", 1)
@@ -44,34 +50,46 @@ local function cool(h, untilMs)
   return {"cooling", untilMs, reason}
 end
 
-local function disable(h)
-  redis.call("HSET", h, "disabled", reason, "disabled_at", now, "probe_n", 0)
+local function coolKey(untilMs)
+  local res = cool(KEYS[1], untilMs)
+  rest(ring, wait, why, parked, fp, untilMs, "key")
+  return res
+end
+
+-- disable takes a key out of rotation; with probes, the i-th key of one
+-- report is probed up to 10% later than the first, so that a project's
+-- keys disabled together are not probed together.
+local function disable(h, key, i)
+  redis.call("HSET", h, "disabled", reason, "disabled_at", now)
+  redis.call("HDEL", h, "probe_at", "probe_n")
+  pull(ring, wait, why, parked, key)
+  redis.call("ZADD", KEYS[11], now, key)
+  redis.call("HDEL", KEYS[13], key)
   if probe > 0 then
-    redis.call("HSET", h, "probe_at", now + probe)
-  else
-    redis.call("HDEL", h, "probe_at")
+    local at = now + probe + math.floor(probe * ((i * 397) % 100) / 1000)
+    redis.call("ZADD", KEYS[12], at, key)
+    return at
   end
+  redis.call("ZREM", KEYS[12], key)
+  return 0
 end
 
 if outcome == "cool_key" then
-  return cool(KEYS[1], now + amount)
+  return coolKey(now + amount)
 elseif outcome == "suspect" then
   -- An invalid-key answer once may be Google's hiccup; twice is the key.
   if redis.call("HINCRBY", KEYS[1], "strikes", 1) < 2 then
-    return cool(KEYS[1], now + amount)
+    return coolKey(now + amount)
   end
-  disable(KEYS[1])
-  return {"disabled", now + probe, reason}
+  return {"disabled", disable(KEYS[1], fp, 0), reason}
 elseif outcome == "disable" then
-  disable(KEYS[1])
-  return {"disabled", probe > 0 and now + probe or 0, reason}
+  return {"disabled", disable(KEYS[1], fp, 0), reason}
 elseif outcome == "disable_project" then
-  for i = 1, #KEYS do
-    if i == 1 or i >= 5 then
-      disable(KEYS[i])
-    end
+  local at = disable(KEYS[1], fp, 0)
+  for i = 14, #KEYS do
+    disable(KEYS[i], ARGV[i - 3], i - 13)
   end
-  return {"disabled", probe > 0 and now + probe or 0, reason}
+  return {"disabled", at, reason}
 elseif outcome == "cool_project" then
   local untilMs
   if mode == "at" then
@@ -91,16 +109,23 @@ elseif outcome == "cool_project" then
   end
   redis.call("HSET", KEYS[2], "last429", now)
   local res = cool(KEYS[2], untilMs)
+  if res[1] ~= "" then
+    redis.call("HSET", KEYS[10], project, untilMs)
+  end
+  for _, k in ipairs(projectKeys(KEYS[9], project)) do
+    rest(ring, wait, why, parked, k, untilMs, "project")
+  end
   -- Most projects throttled within seconds: it is the account or the
   -- egress IP, not the keys. Pause the pool instead of walking every key.
+  local projects = redis.call("HLEN", KEYS[9])
   redis.call("ZADD", KEYS[4], now, project)
   redis.call("ZREMRANGEBYSCORE", KEYS[4], "-inf", now - 10000)
   redis.call("PEXPIRE", KEYS[4], 10000)
   local hit = redis.call("ZCARD", KEYS[4])
   if projects >= 2 and hit * 2 > projects and redis.call("EXISTS", KEYS[3]) == 0 then
-    local why = "429 from " .. hit .. " of " .. projects .. " projects within 10s"
-    redis.call("SET", KEYS[3], why, "PX", pauseMs)
-    return {"paused", now + pauseMs, why}
+    local msg = "429 from " .. hit .. " of " .. projects .. " projects within 10s"
+    redis.call("SET", KEYS[3], msg, "PX", pauseMs)
+    return {"paused", now + pauseMs, msg}
   end
   return res
 end
