@@ -67,7 +67,7 @@ func sortMembers(ms []member) {
 func (a *Admin) state(ctx context.Context, op, fingerprint, reason string) error {
 	n := a.names
 	res, err := adminScript.Run(ctx, a.rdb, []string{n.key(fingerprint), n.ring(), n.wait(), n.why(), n.parked(),
-		n.disabled(), n.probe(), n.probeN(), n.projUntil(), n.members()}, op, fingerprint, reason).Int64()
+		n.disabled(), n.probe(), n.probeN(), n.projUntil(), n.members(), n.keyUntil()}, op, fingerprint, reason).Int64()
 	if err != nil {
 		return fmt.Errorf("keyring: %s: %w", op, err)
 	}

@@ -3,7 +3,8 @@
 -- KEYS[1] -> keyq:{pool}:key:<fingerprint>, the key's state hash
 -- KEYS[2] -> ...:ring, KEYS[3] -> ...:wait, KEYS[4] -> ...:why,
 -- KEYS[5] -> ...:parked, KEYS[6] -> ...:disabled, KEYS[7] -> ...:probe,
--- KEYS[8] -> ...:proben, KEYS[9] -> ...:projuntil, KEYS[10] -> ...:members
+-- KEYS[8] -> ...:proben, KEYS[9] -> ...:projuntil, KEYS[10] -> ...:members,
+-- KEYS[11] -> ...:keyuntil
 --            (see redis_keys.go)
 -- ARGV[1] -> "enable" or "disable"
 -- ARGV[2] -> the key's fingerprint
@@ -30,6 +31,7 @@ redis.call("HDEL", KEYS[1], "disabled", "disabled_at", "probe_at", "probe_n", "s
 redis.call("ZREM", KEYS[6], fp)
 redis.call("ZREM", KEYS[7], fp)
 redis.call("HDEL", KEYS[8], fp)
+redis.call("HDEL", KEYS[11], fp)
 local project = string.match(member, "^[^|]*|(.*)$") or ""
 local pu = tonumber(redis.call("HGET", KEYS[9], project) or "0")
 if pu > now then

@@ -74,7 +74,7 @@ func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
 	s := r.snap.Load()
 	n := r.admin.names
 	keys := []string{n.key(key.Fingerprint), n.project(key.Project), n.pause(), n.storm(), n.ring(), n.wait(), n.why(),
-		n.parked(), n.projKeys(), n.projUntil(), n.disabled(), n.probe(), n.probeN()}
+		n.parked(), n.projKeys(), n.projUntil(), n.disabled(), n.probe(), n.probeN(), n.rpmLog(), n.keyUntil()}
 	var others []any
 	if o.Kind == DisableProject {
 		// Every key of the project in the pool, including keys other
@@ -112,7 +112,8 @@ func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
 		probe = r.opts.ProbeFirst.Milliseconds()
 	}
 	args := []any{kindName[o.Kind], o.Class, amount, mode, o.Reason, key.Project,
-		probe, rand.IntN(200), r.opts.PoolPause.Milliseconds(), key.Fingerprint}
+		probe, rand.IntN(200), r.opts.PoolPause.Milliseconds(), key.Fingerprint,
+		key.lease, (time.Minute + r.opts.RPMMargin).Milliseconds(), r.opts.RPMMargin.Milliseconds()}
 	res, err := reportScript.Run(ctx, r.admin.rdb, keys, append(args, others...)...).Result()
 	if err != nil {
 		return Change{}, fmt.Errorf("keyring: report: %w", err)

@@ -35,7 +35,9 @@
 -- it waits until its oldest call leaves the window (RPM) or midnight (RPD).
 -- Time is Redis's, so that every replica agrees.
 --
--- Returns {fp, 0} or, when no key is usable, {"", wait_ms, reason}:
+-- Returns {fp, 0, lease} or, when no key is usable, {"", wait_ms, reason}:
+-- lease is the call's entry in rpmlog ("" without RPM), for report.lua to
+-- release it early;
 -- wait_ms is when the first one may be, -1 when none ever will, -2 when
 -- this replica must announce its keys first (unknown to Redis).
 local rpm, rpd, midnight, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -53,9 +55,6 @@ if replica ~= "" then
     return {"", -2, "announce"}
   end
   redis.call("PEXPIRE", KEYS[11], 604800000)
-end
-if redis.call("SCARD", KEYS[11]) == 0 then
-  return {"", -2, "announce"}
 end
 
 local skip, nskip = {}, 0
@@ -82,10 +81,10 @@ end
 -- not skip; failing that, the least recently picked one it skips.
 local function choose()
   local fallback
-  local total = redis.call("ZCARD", KEYS[3])
-  local off, size = 0, nskip + 2
-  while off < total and off < 256 do
-    for _, fp in ipairs(redis.call("ZRANGE", KEYS[3], off, off + size - 1)) do
+  local off, size, more = 0, nskip + 2, true
+  while more and off < 256 do
+    local batch = redis.call("ZRANGE", KEYS[3], off, off + size - 1)
+    for _, fp in ipairs(batch) do
       if redis.call("SISMEMBER", KEYS[11], fp) == 1 then
         if not skip[fp] then
           return fp
@@ -93,9 +92,10 @@ local function choose()
         fallback = fallback or fp
       end
     end
-    off, size = off + size, 32
+    off, more = off + size, #batch == size
+    size = 32
   end
-  if off < total then
+  if more then
     -- This replica lacks the 256 least recently picked keys (its list
     -- differs from the fleet's): look among the keys it holds instead.
     local best, bestScore, fb, fbScore
@@ -141,12 +141,14 @@ for _ = 1, 32 do
   if not fp then
     if promote() == 0 then break end
   else
-    local p = projectOf(fp)
-    local ok = true
+    local p, ok = nil, true
     local usedDay, usedMin = 0, 0
-    if not p then
-      redis.call("ZREM", KEYS[3], fp) -- not a member any more
-      ok = false
+    if rpm > 0 or rpd > 0 then
+      p = projectOf(fp)
+      if not p then
+        redis.call("ZREM", KEYS[3], fp) -- not a member any more
+        ok = false
+      end
     end
     if ok and rpd > 0 then
       usedDay = tonumber(redis.call("HGET", KEYS[10], p) or "0")
@@ -168,8 +170,10 @@ for _ = 1, 32 do
       local c = redis.call("INCR", KEYS[1])
       redis.call("ZADD", KEYS[3], c, fp)
       redis.call("HINCRBY", KEYS[13], fp, 1)
+      local lease = ""
       if rpm > 0 then
-        redis.call("ZADD", KEYS[9], 0, p .. "|" .. string.format("%015d", now) .. "|" .. c)
+        lease = p .. "|" .. string.format("%015d", now) .. "|" .. c
+        redis.call("ZADD", KEYS[9], 0, lease)
         redis.call("PEXPIRE", KEYS[9], window + 60000)
         if usedMin + 1 >= rpm then
           restProject(p, oldest(p) + window, "rpm")
@@ -182,11 +186,14 @@ for _ = 1, 32 do
           restProject(p, midnight, "rpd")
         end
       end
-      return {fp, 0}
+      return {fp, 0, lease}
     end
   end
 end
 
+if redis.call("SCARD", KEYS[11]) == 0 then
+  return {"", -2, "announce"} -- Redis lost this replica's set
+end
 local first = redis.call("ZRANGE", KEYS[4], 0, 0, "WITHSCORES")
 if first[1] then
   local reasons = {

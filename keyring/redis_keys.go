@@ -22,6 +22,7 @@ package keyring
 //	order     zset fingerprint -> index (for paged reads in list order)
 //	projkeys  hash project -> "fp fp ..." (the project's keys in the pool)
 //	projuntil hash project -> ms its cooldown ends
+//	keyuntil  hash fingerprint -> ms its own cooldown ends
 //	rpmlog    zset of "project|ms|n", all scores 0: per-project sliding
 //	          minute logs in one key, read by lexical range
 //	rpd:<day> hash project -> calls that Pacific day
@@ -49,6 +50,7 @@ func (n names) probeN() string                { return n.base + "proben" }
 func (n names) picks() string                 { return n.base + "picks" }
 func (n names) order() string                 { return n.base + "order" }
 func (n names) projKeys() string              { return n.base + "projkeys" }
+func (n names) keyUntil() string              { return n.base + "keyuntil" }
 func (n names) projUntil() string             { return n.base + "projuntil" }
 func (n names) rpmLog() string                { return n.base + "rpmlog" }
 func (n names) rpd(day string) string         { return n.base + "rpd:" + day }

@@ -9,7 +9,9 @@
 -- KEYS[8] -> ...:parked, KEYS[9] -> ...:projkeys, KEYS[10] -> ...:projuntil,
 -- KEYS[11] -> ...:disabled, KEYS[12] -> ...:probe, KEYS[13] -> ...:proben
 --            (see redis_keys.go)
--- KEYS[14 ..] -> the state hashes of the project's other keys
+-- KEYS[14] -> ...:rpmlog, the per-minute logs (see pick.lua)
+-- KEYS[15] -> ...:keyuntil, hash fp -> ms the key's own cooldown ends
+-- KEYS[16 ..] -> the state hashes of the project's other keys
 -- ARGV[1] -> outcome: success | no_fault | cool_key | cool_project | suspect |
 --            disable | disable_project
 -- ARGV[2] -> class, the failure counter to count ("" for success)
@@ -23,7 +25,17 @@
 -- ARGV[8] -> jitter, 0..1000 per mille added to grown cooldowns
 -- ARGV[9] -> pause of the whole pool on a 429 storm, ms
 -- ARGV[10] -> the key's fingerprint
--- ARGV[11 ..] -> the fingerprints of KEYS[14 ..], in order
+-- ARGV[11] -> the call's lease in rpmlog, from pick.lua ("" for none)
+-- ARGV[12] -> the per-minute window ms (a minute plus the margin)
+-- ARGV[13] -> the margin ms
+-- ARGV[14 ..] -> the fingerprints of KEYS[16 ..], in order
+--
+-- The lease: pick.lua counts a call at the pick, and the window has a
+-- margin because the upstream counts it when it arrives, a little later.
+-- But the call arrived before its answer did: a report within the margin
+-- moves the call's entry so that its slot frees a minute after the report
+-- rather than a minute plus the margin after the pick, and brings the
+-- project's keys waiting on that budget back as early.
 --
 -- Returns {state, until_ms, reason} of what changed: state is "cooling",
 -- "disabled" or "paused"; {"", 0, ""} when nothing did.
@@ -32,6 +44,24 @@ local reason, project = ARGV[5], ARGV[6]
 local probe, jitter, pauseMs, fp = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
 local now = nowMs()
 local ring, wait, why, parked = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+
+local lease, window, margin = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+if lease ~= "" then
+  local p, at, c = string.match(lease, "^(.*)|(%d+)|(%d+)$")
+  if p and now - margin < tonumber(at) and redis.call("ZREM", KEYS[14], lease) == 1 then
+    redis.call("ZADD", KEYS[14], 0, p .. "|" .. string.format("%015d", now - margin) .. "|" .. c)
+    local first = redis.call("ZRANGEBYLEX", KEYS[14], "[" .. p .. "|", "(" .. p .. "}", "LIMIT", 0, 1)
+    local back = tonumber(string.match(first[1], "^[^|]*|(%d+)|")) + window
+    local pu = tonumber(redis.call("HGET", KEYS[10], p) or "0")
+    for _, k in ipairs(projectKeys(KEYS[9], p)) do
+      local w = redis.call("ZSCORE", wait, k)
+      if w and tonumber(w) > back and redis.call("HGET", why, k) == "rpm" then
+        local ku = tonumber(redis.call("HGET", KEYS[15], k) or "0")
+        redis.call("ZADD", wait, math.max(back, pu, ku), k)
+      end
+    end
+  end
+end
 
 if outcome == "success" then
   redis.call("HINCRBY", KEYS[1], "successes", 1)
@@ -52,6 +82,9 @@ end
 
 local function coolKey(untilMs)
   local res = cool(KEYS[1], untilMs)
+  if res[1] ~= "" then
+    redis.call("HSET", KEYS[15], fp, untilMs)
+  end
   rest(ring, wait, why, parked, fp, untilMs, "key")
   return res
 end
@@ -86,8 +119,8 @@ elseif outcome == "disable" then
   return {"disabled", disable(KEYS[1], fp, 0), reason}
 elseif outcome == "disable_project" then
   local at = disable(KEYS[1], fp, 0)
-  for i = 14, #KEYS do
-    disable(KEYS[i], ARGV[i - 3], i - 13)
+  for i = 16, #KEYS do
+    disable(KEYS[i], ARGV[i - 2], i - 15)
   end
   return {"disabled", at, reason}
 elseif outcome == "cool_project" then

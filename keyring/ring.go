@@ -45,7 +45,11 @@ type Options struct {
 	// picked and upstream when it arrives, so a window of exactly a minute
 	// lets call RPM+1 reach Google while call 1 still counts there, and the
 	// 429 that follows rests the project for Google's retryDelay (~26 s).
-	// It costs RPM x margin/(1m+margin) of the budget. Default 1s.
+	// The margin holds a slot only until the call is reported: a call
+	// answered within the margin frees its slot a minute after the
+	// report (it reached the upstream before its answer came back), so
+	// for calls shorter than the margin it costs RPM x latency/1m of the
+	// budget rather than RPM x margin/(1m+margin). Default 1s.
 	RPMMargin time.Duration
 	// PoolPause is how long the whole pool rests when most projects answer
 	// 429 within 10 seconds. Default 15s.
@@ -331,7 +335,11 @@ func (r *Ring) Pick(ctx context.Context, skip *Skip) (Key, error) {
 			if !ok {
 				return Key{}, fmt.Errorf("keyring: pick: Redis gave key %s, which this replica does not hold", fp)
 			}
-			return s.keys[i], nil
+			k := s.keys[i]
+			if len(arr) > 2 {
+				k.lease, _ = arr[2].(string)
+			}
+			return k, nil
 		}
 		if wait == -2 && try == 0 {
 			// Redis forgot this replica (it was idle past liveFor, or
