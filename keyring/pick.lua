@@ -159,8 +159,12 @@ for _ = 1, 32 do
     end
     if ok and rpm > 0 then
       lo, hi = "[" .. p .. "|", "(" .. p .. "}"
-      redis.call("ZREMRANGEBYLEX", KEYS[9], lo, "(" .. p .. "|" .. string.format("%015d", now - window + 1))
       usedMin = redis.call("ZLEXCOUNT", KEYS[9], lo, hi)
+      if usedMin >= rpm - 1 then
+        -- Near the budget: drop the calls that left the window, count again.
+        redis.call("ZREMRANGEBYLEX", KEYS[9], lo, "(" .. p .. "|" .. string.format("%015d", now - window + 1))
+        usedMin = redis.call("ZLEXCOUNT", KEYS[9], lo, hi)
+      end
       if usedMin >= rpm then
         restProject(p, oldest(p) + window, "rpm")
         ok = false
@@ -180,8 +184,9 @@ for _ = 1, 32 do
         end
       end
       if rpd > 0 then
-        redis.call("HINCRBY", KEYS[10], p, 1)
-        redis.call("PEXPIREAT", KEYS[10], midnight + 3600000)
+        if redis.call("HINCRBY", KEYS[10], p, 1) == 1 then
+          redis.call("PEXPIREAT", KEYS[10], midnight + 3600000)
+        end
         if usedDay + 1 >= rpd then
           restProject(p, midnight, "rpd")
         end

@@ -50,6 +50,7 @@ if lease ~= "" then
   local p, at, c = string.match(lease, "^(.*)|(%d+)|(%d+)$")
   if p and now - margin < tonumber(at) and redis.call("ZREM", KEYS[14], lease) == 1 then
     redis.call("ZADD", KEYS[14], 0, p .. "|" .. string.format("%015d", now - margin) .. "|" .. c)
+    redis.call("ZREMRANGEBYLEX", KEYS[14], "[" .. p .. "|", "(" .. p .. "|" .. string.format("%015d", now - window + 1))
     local first = redis.call("ZRANGEBYLEX", KEYS[14], "[" .. p .. "|", "(" .. p .. "}", "LIMIT", 0, 1)
     local back = tonumber(string.match(first[1], "^[^|]*|(%d+)|")) + window
     local pu = tonumber(redis.call("HGET", KEYS[10], p) or "0")
