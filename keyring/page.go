@@ -18,7 +18,7 @@ type Query struct {
 	// least recently picked first), StateCooling (waiting, soonest back
 	// first) or StateDisabled (longest disabled first). "" keeps every key,
 	// in index order.
-	State string
+	State State
 	// Project keeps only that project's keys, in index order.
 	Project string
 	// Cursor is Page.Next of the page before; "" for the first page.
@@ -134,7 +134,7 @@ type Summary struct {
 	Keys int `json:"keys"`
 	// States counts keys by state (ready, cooling, disabled); keys of a
 	// paused pool count where they would be without the pause.
-	States map[string]int `json:"states"`
+	States map[State]int `json:"states"`
 	// PausedUntil is set while the whole pool rests after a 429 storm.
 	PausedUntil *time.Time `json:"paused_until,omitempty"`
 	PauseReason string     `json:"pause_reason,omitempty"`
@@ -144,9 +144,9 @@ type Summary struct {
 
 // ProjectSummary is one project's keys and budgets.
 type ProjectSummary struct {
-	Project string         `json:"project"`
-	Keys    int            `json:"keys"`
-	States  map[string]int `json:"states"`
+	Project string        `json:"project"`
+	Keys    int           `json:"keys"`
+	States  map[State]int `json:"states"`
 	// CoolingUntil is when the project's own cooldown (a 429) ends.
 	CoolingUntil *time.Time `json:"cooling_until,omitempty"`
 	// CallsThisMinute are the calls in the per-minute window (a minute
@@ -192,7 +192,7 @@ func (a *Admin) Summary(ctx context.Context) (Summary, error) {
 	for _, fp := range disabled.Val() {
 		off[fp] = true
 	}
-	s := Summary{States: map[string]int{StateReady: 0, StateCooling: 0, StateDisabled: 0}}
+	s := Summary{States: map[State]int{StateReady: 0, StateCooling: 0, StateDisabled: 0}}
 	if p := pause.Val(); p > 0 {
 		s.PausedUntil, s.PauseReason = msTime(nowMs+p.Milliseconds()), pauseWhy.Val()
 	}
@@ -202,7 +202,7 @@ func (a *Admin) Summary(ctx context.Context) (Summary, error) {
 		m := parseMember(fp, v)
 		ps := byName[m.project]
 		if ps == nil {
-			ps = &ProjectSummary{Project: m.project, States: map[string]int{StateReady: 0, StateCooling: 0, StateDisabled: 0},
+			ps = &ProjectSummary{Project: m.project, States: map[State]int{StateReady: 0, StateCooling: 0, StateDisabled: 0},
 				RPM: a.opts.RPM, RPD: a.opts.RPD, DayResets: resets}
 			ps.CallsToday, _ = strconv.Atoi(rpd.Val()[m.project])
 			if u, _ := strconv.ParseInt(projUntil.Val()[m.project], 10, 64); u > nowMs {

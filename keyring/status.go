@@ -11,9 +11,9 @@ type State string
 
 // The states.
 const (
-	StateReady    = "ready"
-	StateCooling  = "cooling"
-	StateDisabled = "disabled"
+	StateReady    State = "ready"
+	StateCooling  State = "cooling"
+	StateDisabled State = "disabled"
 	// StatePaused is the whole pool resting after a 429 storm (Change only;
 	// a key of a paused pool shows as cooling).
 	StatePaused State = "paused"
@@ -25,7 +25,7 @@ type Status struct {
 	Fingerprint string `json:"fingerprint"`
 	Project     string `json:"project"`
 	// State is ready, cooling or disabled.
-	State string `json:"state"`
+	State State `json:"state"`
 	// Until is when a cooldown ends, or when a disabled key is probed next.
 	Until  *time.Time `json:"until,omitempty"`
 	Reason string     `json:"reason,omitempty"`
