@@ -90,3 +90,52 @@ func TestAdminPages(t *testing.T) {
 		t.Errorf("project p00001 in the summary: %+v", ps)
 	}
 }
+
+// State written by the keyring before issue 11 (in each key's and
+// project's hash, and the old per-project day counters) holds after an
+// upgrade: a disabled key stays disabled, cooldowns and today's calls
+// carry over, pick counts too.
+func TestUpgradeKeepsTheOldLayoutsState(t *testing.T) {
+	rdb, _ := redistest.Open(t)
+	ctx := context.Background()
+	keys := labeled(t, "k1,k2,c:k3,d:k4,k5")
+	now := time.Now()
+	later := now.Add(time.Hour).UnixMilli()
+	day := now.In(mustLA(t)).Format("2006-01-02")
+	base := "keyq:{gemini}:"
+	rdb.HSet(ctx, base+"key:"+keys[0].Fingerprint, "disabled", "403 leaked", "disabled_at", now.UnixMilli(), "picks", 7)
+	rdb.HSet(ctx, base+"key:"+keys[1].Fingerprint, "until", later, "reason", "402")
+	rdb.HSet(ctx, base+"proj:c", "until", later, "reason", "429 PerDay")
+	rdb.Set(ctx, base+"proj:d:rpd:"+day, 2, time.Hour)
+	r := newRing(t, rdb, keys, keyring.Options{RPD: 3})
+	got := picks(t, r, 6)
+	for _, bad := range []string{"#1", "#2", "#3"} {
+		if has(got, bad) {
+			t.Errorf("after the upgrade, %s (disabled or cooling in the old layout) was picked: %v", bad, got)
+		}
+	}
+	n4 := 0
+	for _, g := range got {
+		if g == "#4" {
+			n4++
+		}
+	}
+	if n4 != 1 {
+		t.Errorf("project d had 2 of its 3 calls today before the upgrade; after it got %d more (%v)", n4, got)
+	}
+	st, err := r.Statuses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].State != keyring.StateDisabled || st[0].Picks != 7 || st[1].State != keyring.StateCooling || st[2].State != keyring.StateCooling {
+		t.Errorf("statuses after the upgrade: %+v", st[:3])
+	}
+}
+
+func mustLA(t *testing.T) *time.Location {
+	la, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return la
+}

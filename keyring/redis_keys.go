@@ -54,6 +54,10 @@ func (n names) keyUntil() string              { return n.base + "keyuntil" }
 func (n names) projUntil() string             { return n.base + "projuntil" }
 func (n names) rpmLog() string                { return n.base + "rpmlog" }
 func (n names) rpd(day string) string         { return n.base + "rpd:" + day }
-func (n names) set(digest string) string      { return n.base + "set:" + digest }
-func (n names) replicas() string              { return n.base + "replicas" }
-func (n names) seen() string                  { return n.base + "seen" }
+
+// legacyRPD is where the keyring before issue 11 counted a project's calls
+// of the day; Announce carries the count over once.
+func (n names) legacyRPD(p, day string) string { return n.base + "proj:" + p + ":rpd:" + day }
+func (n names) set(digest string) string       { return n.base + "set:" + digest }
+func (n names) replicas() string               { return n.base + "replicas" }
+func (n names) seen() string                   { return n.base + "seen" }

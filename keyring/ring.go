@@ -233,8 +233,11 @@ func (r *Ring) announce(ctx context.Context, s *snapshot) error {
 		if err != nil {
 			return fmt.Errorf("keyring: announce keys: %w", err)
 		}
-		keys := []string{n.members(), n.ring(), n.wait(), n.why(), n.parked(), n.projKeys(), n.order(),
-			n.disabled(), n.projUntil(), n.replicas(), n.seen(), n.rotation(), n.set(s.digest)}
+		day := r.opts.Now().In(pacific).Format("2006-01-02")
+		keys := make([]string, 0, 18+len(digests)+len(s.keys)+2*s.projects)
+		keys = append(keys, n.members(), n.ring(), n.wait(), n.why(), n.parked(), n.projKeys(), n.order(),
+			n.disabled(), n.projUntil(), n.replicas(), n.seen(), n.rotation(), n.probe(), n.probeN(), n.picks(),
+			n.keyUntil(), n.rpd(day), n.set(s.digest))
 		var others []any
 		seen := map[string]bool{s.digest: true}
 		for _, d := range digests {
@@ -244,10 +247,27 @@ func (r *Ring) announce(ctx context.Context, s *snapshot) error {
 				others = append(others, d)
 			}
 		}
-		args := make([]any, 0, 5+2*len(s.keys)+len(others))
-		args = append(args, r.id, s.digest, liveFor.Milliseconds(), len(s.keys), len(others))
 		for _, k := range s.keys {
-			args = append(args, k.Fingerprint, strconv.Itoa(k.Index)+"|"+k.Project)
+			keys = append(keys, n.key(k.Fingerprint))
+		}
+		pnum := make(map[string]int, s.projects)
+		var projects []string
+		for _, k := range s.keys {
+			if _, ok := pnum[k.Project]; !ok {
+				projects = append(projects, k.Project)
+				pnum[k.Project] = len(projects)
+			}
+		}
+		for _, p := range projects {
+			keys = append(keys, n.project(p))
+		}
+		for _, p := range projects {
+			keys = append(keys, n.legacyRPD(p, day))
+		}
+		args := make([]any, 0, 6+3*len(s.keys)+len(others))
+		args = append(args, r.id, s.digest, liveFor.Milliseconds(), len(s.keys), len(others), len(projects))
+		for _, k := range s.keys {
+			args = append(args, k.Fingerprint, strconv.Itoa(k.Index)+"|"+k.Project, pnum[k.Project])
 		}
 		args = append(args, others...)
 		res, err := announceScript.Run(ctx, r.admin.rdb, keys, args...).Int64Slice()
