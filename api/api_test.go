@@ -1137,3 +1137,18 @@ func TestKeys(t *testing.T) {
 	}
 	checkError(t, e.do(t, request{method: http.MethodGet, path: "/api/keys", header: bearer}), http.StatusServiceUnavailable, api.CodeUnavailable, "")
 }
+
+func (f *fakeKeys) Page(ctx context.Context, _ keyring.Query) (keyring.Page, error) {
+	st, err := f.Statuses(ctx)
+	return keyring.Page{Keys: st}, err
+}
+
+func (f *fakeKeys) Summary(ctx context.Context) (keyring.Summary, error) {
+	st, err := f.Statuses(ctx)
+	s := keyring.Summary{States: map[keyring.State]int{}}
+	for _, k := range st {
+		s.Keys++
+		s.States[k.State]++
+	}
+	return s, err
+}

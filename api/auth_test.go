@@ -210,3 +210,32 @@ func (k *stubKeys) Disable(_ context.Context, fp, _ string) error {
 	return nil
 }
 func (k *stubKeys) Enable(_ context.Context, fp string) error { k.record("enable " + fp); return nil }
+
+func (k *stubKeys) Page(ctx context.Context, _ keyring.Query) (keyring.Page, error) {
+	st, err := k.Statuses(ctx)
+	return keyring.Page{Keys: st}, err
+}
+
+func (k *stubKeys) Summary(ctx context.Context) (keyring.Summary, error) {
+	st, err := k.Statuses(ctx)
+	return summaryOf(st), err
+}
+
+// summaryOf counts statuses as keyring's Summary would.
+func summaryOf(st []keyring.Status) keyring.Summary {
+	s := keyring.Summary{States: map[keyring.State]int{}}
+	byProject := map[string]int{}
+	for _, k := range st {
+		s.Keys++
+		s.States[k.State]++
+		i, ok := byProject[k.Project]
+		if !ok {
+			i = len(s.Projects)
+			byProject[k.Project] = i
+			s.Projects = append(s.Projects, keyring.ProjectSummary{Project: k.Project, States: map[keyring.State]int{}})
+		}
+		s.Projects[i].Keys++
+		s.Projects[i].States[k.State]++
+	}
+	return s
+}

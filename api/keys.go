@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/keyq/keyq/keyring"
@@ -11,19 +13,74 @@ import (
 
 var errNoKeyAdmin = &Error{Code: CodeNotFound, Message: "this server has no view of the key pool"}
 
-// getKeys answers GET /api/keys: every key's index, fingerprint, project,
-// state and counts. Never a key.
+// getKeys answers GET /api/keys: one page of keys (index, fingerprint,
+// project, state, counts; never a key), filtered by ?state= and ?project=,
+// ?limit= (default 100, at most 1000) a page, ?cursor= the next.
 func (s *Server) getKeys(w http.ResponseWriter, r *http.Request) error {
+	if s.keys == nil {
+		return errNoKeyAdmin
+	}
+	q, err := keysQuery(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
+	defer cancel()
+	page, err := s.keys.Page(ctx, q)
+	if err != nil {
+		return redisErr(err)
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func keysQuery(r *http.Request) (keyring.Query, error) {
+	v := r.URL.Query()
+	q := keyring.Query{State: keyring.State(v.Get("state")), Project: v.Get("project"), Cursor: v.Get("cursor")}
+	switch q.State {
+	case "", keyring.StateReady, keyring.StateCooling, keyring.StateDisabled:
+	default:
+		return q, &Error{Code: CodeInvalidRequest, Field: "state", Message: "state must be ready, cooling or disabled"}
+	}
+	if q.Cursor != "" && !digits(q.Cursor) {
+		return q, &Error{Code: CodeInvalidRequest, Field: "cursor", Message: "cursor must be the next value of the page before"}
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxKeysPage {
+			return q, &Error{Code: CodeInvalidRequest, Field: "limit", Message: fmt.Sprintf("limit must be 1 to %d", maxKeysPage)}
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
+// maxKeysPage is the largest page of GET /api/keys.
+const maxKeysPage = 1000
+
+func digits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(s) > 0 && len(s) < 10
+}
+
+// getKeysSummary answers GET /api/keys/summary: keys by state, and per
+// project the keys by state, calls this minute and today against the
+// budgets, and when the day's quota resets.
+func (s *Server) getKeysSummary(w http.ResponseWriter, r *http.Request) error {
 	if s.keys == nil {
 		return errNoKeyAdmin
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
 	defer cancel()
-	st, err := s.keys.Statuses(ctx)
+	sum, err := s.keys.Summary(ctx)
 	if err != nil {
 		return redisErr(err)
 	}
-	writeJSON(w, http.StatusOK, map[string][]keyring.Status{"keys": st})
+	writeJSON(w, http.StatusOK, sum)
 	return nil
 }
 

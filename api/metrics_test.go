@@ -16,7 +16,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		{Index: 1, Fingerprint: "25fe7c72dca8", Project: "proj-a", State: keyring.StateReady, Picks: 3, Successes: 2, Failures: map[string]int64{"unavailable": 1}},
 		{Index: 2, Fingerprint: "f19f592d4bef", Project: "proj-a", State: keyring.StateCooling, Until: &until, Failures: map[string]int64{}},
 	}}
-	s, _, _ := opsServer(t, Options{Keys: keys})
+	s, _, _ := opsServer(t, Options{Keys: keys, Pool: "m", PerKeyMetrics: true})
 	if w := opsDo(t, s, http.MethodPost, "/api/analyze-character", jsonCT, jobBody); w.Code != http.StatusAccepted {
 		t.Fatalf("POST job: %d %s", w.Code, w.Body)
 	}
@@ -41,10 +41,20 @@ func TestMetricsEndpoint(t *testing.T) {
 		`keyq_key_state{fingerprint="f19f592d4bef",index="2",project="proj-a",state="cooling"} 1`,
 		`keyq_key_state{fingerprint="f19f592d4bef",index="2",project="proj-a",state="ready"} 0`,
 		`keyq_key_state_until_timestamp_seconds{fingerprint="f19f592d4bef",index="2",project="proj-a"}`,
+		`keyq_keys{pool="m",state="cooling"} 1`,
+		`keyq_keys{pool="m",state="disabled"} 0`,
+		`keyq_project_keys{pool="m",project="proj-a",state="ready"} 1`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	// By default, the pool by state and project only: series that do not
+	// grow with the number of keys.
+	d, _, _ := opsServer(t, Options{Keys: keys, Pool: "m"})
+	body = opsDo(t, d, http.MethodGet, "/metrics", nil, "").Body.String()
+	if !strings.Contains(body, `keyq_keys{pool="m",state="ready"} 1`) || strings.Contains(body, "keyq_key_picks_total") {
+		t.Errorf("default /metrics: want keyq_keys and no per-key series:\n%s", body)
 	}
 }

@@ -34,6 +34,11 @@ type Options struct {
 	// Keys reports and changes the key pool's state (GET /api/keys, admin
 	// actions). Nil: those routes answer 404.
 	Keys KeyAdmin
+	// Pool names the key pool Keys shows (the model), for metrics labels.
+	Pool string
+	// PerKeyMetrics adds per-key series to /metrics (5 or more a key);
+	// by default only per state and per project (METRICS_PER_KEY).
+	PerKeyMetrics bool
 	// Tokens are the bearer tokens /api/* accepts (auth.go). None: /api/*
 	// is open to anyone, except the key admin routes, which then answer 403.
 	Tokens []string

@@ -44,6 +44,7 @@ func (s *Server) routes() []route {
 		{pattern: "/api/analyze-character", access: bearer, methods: post, serve: s.postAnalyzeCharacter},
 		{pattern: "/api/jobs/{id}", access: bearer, methods: get, serve: s.getJob},
 		{pattern: "/api/keys", access: bearer, methods: get, serve: s.getKeys},
+		{pattern: "/api/keys/summary", access: bearer, methods: get, serve: s.getKeysSummary},
 		{pattern: "/api/keys/{fingerprint}/{action}", access: admin, methods: post, serve: s.postKeyAction},
 		{pattern: "/api/openapi.yaml", access: public, methods: get, serve: s.getOpenAPI},
 		{pattern: "/healthz", access: public, methods: get, serve: s.healthz},

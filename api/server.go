@@ -31,6 +31,8 @@ const redisTimeout = 3 * time.Second
 // KeyAdmin is the key pool as the API sees it: by fingerprint, never a key.
 type KeyAdmin interface {
 	Statuses(ctx context.Context) ([]keyring.Status, error)
+	Page(ctx context.Context, q keyring.Query) (keyring.Page, error)
+	Summary(ctx context.Context) (keyring.Summary, error)
 	Disable(ctx context.Context, fingerprint, reason string) error
 	Enable(ctx context.Context, fingerprint string) error
 }
@@ -93,7 +95,10 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 	httpMetrics := metrics.NewHTTP()
 	cs := append([]prometheus.Collector{httpMetrics, metrics.NewQueueCollector(s.inspector)}, opts.Collectors...)
 	if s.keys != nil {
-		cs = append(cs, metrics.NewKeyCollector(s.keys, redisTimeout))
+		cs = append(cs, metrics.NewPoolCollector(s.keys, opts.Pool, redisTimeout))
+		if opts.PerKeyMetrics {
+			cs = append(cs, metrics.NewKeyCollector(s.keys, redisTimeout))
+		}
 	}
 	reg, err := metrics.NewRegistry(cs...)
 	if err != nil {

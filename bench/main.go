@@ -26,7 +26,7 @@ import (
 var (
 	flagOut       = flag.String("out", "bench/RESULTS.md", "where to write the report")
 	flagSVG       = flag.String("svg", "bench/failed_vs_keys.svg", "where to write the plot")
-	flagParts     = flag.String("parts", "pick,overhead,quota,peak,mem", "parts to run, comma separated")
+	flagParts     = flag.String("parts", "pick,overhead,quota,peak,mem", "parts to run, comma separated (also: poolsize, with -out bench/RESULTS-pool.md)")
 	flagPickDur   = flag.Duration("pick-dur", 2*time.Second, "pick: duration of each goroutine count")
 	flagN         = flag.Int("n", 5000, "overhead: jobs end to end, for raw asynq and keyq each")
 	flagReps      = flag.Int("reps", 3, "overhead: end-to-end repetitions (median ratio reported)")
@@ -111,6 +111,7 @@ func main() {
 	run("quota", partQuota)
 	run("peak", partPeak)
 	run("mem", partMem)
+	run("poolsize", partPoolsize)
 	if err := writeReport(rep, started, url); err != nil {
 		log.Fatal(err)
 	}

@@ -18,16 +18,28 @@ import (
 type Admin struct {
 	rdb   redis.UniversalClient
 	names names
+	opts  Options // RPM, RPD, RPMMargin and Now, for Summary
 }
 
-// NewAdmin opens the pool named by opts (Prefix and Pool) on rdb.
+// NewAdmin opens the pool named by opts (Prefix and Pool) on rdb. Give it
+// the workers' RPM, RPD and RPMMargin for Summary to show the budgets.
 func NewAdmin(rdb redis.UniversalClient, opts Options) *Admin {
-	return &Admin{rdb: rdb, names: newNames(cmp.Or(opts.Prefix, DefaultPrefix), cmp.Or(opts.Pool, DefaultPool))}
+	opts.RPMMargin = cmp.Or(opts.RPMMargin, DefaultRPMMargin)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Admin{rdb: rdb, names: newNames(cmp.Or(opts.Prefix, DefaultPrefix), cmp.Or(opts.Pool, DefaultPool)), opts: opts}
 }
 
 type member struct {
 	fingerprint, project string
 	index                int
+}
+
+func parseMember(fp, v string) member {
+	idx, project, _ := strings.Cut(v, "|")
+	i, _ := strconv.Atoi(idx)
+	return member{fingerprint: fp, project: project, index: i}
 }
 
 func (a *Admin) members(ctx context.Context) ([]member, error) {
@@ -37,20 +49,29 @@ func (a *Admin) members(ctx context.Context) ([]member, error) {
 	}
 	out := make([]member, 0, len(all))
 	for fp, v := range all {
-		idx, project, _ := strings.Cut(v, "|")
-		i, _ := strconv.Atoi(idx)
-		out = append(out, member{fingerprint: fp, project: project, index: i})
+		out = append(out, parseMember(fp, v))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].index < out[j].index })
+	sortMembers(out)
 	return out, nil
 }
 
-func (a *Admin) known(ctx context.Context, fingerprint string) error {
-	ok, err := a.rdb.HExists(ctx, a.names.members(), fingerprint).Result()
+func sortMembers(ms []member) {
+	sort.Slice(ms, func(i, j int) bool {
+		if ms[i].index != ms[j].index {
+			return ms[i].index < ms[j].index
+		}
+		return ms[i].fingerprint < ms[j].fingerprint
+	})
+}
+
+func (a *Admin) state(ctx context.Context, op, fingerprint, reason string) error {
+	n := a.names
+	res, err := adminScript.Run(ctx, a.rdb, []string{n.key(fingerprint), n.ring(), n.wait(), n.why(), n.parked(),
+		n.disabled(), n.probe(), n.probeN(), n.projUntil(), n.members(), n.keyUntil()}, op, fingerprint, reason).Int64()
 	if err != nil {
-		return fmt.Errorf("keyring: %w", err)
+		return fmt.Errorf("keyring: %s: %w", op, err)
 	}
-	if !ok {
+	if res == 0 {
 		return ErrUnknownKey
 	}
 	return nil
@@ -58,37 +79,54 @@ func (a *Admin) known(ctx context.Context, fingerprint string) error {
 
 // Disable takes the key out of rotation until Enable; it is not probed.
 func (a *Admin) Disable(ctx context.Context, fingerprint, reason string) error {
-	if err := a.known(ctx, fingerprint); err != nil {
-		return err
-	}
-	return a.rdb.HSet(ctx, a.names.key(fingerprint), "disabled", reason, "disabled_at", time.Now().UnixMilli()).Err()
+	return a.state(ctx, "disable", fingerprint, reason)
 }
 
 // Enable puts a disabled or cooling key back into rotation and clears its
 // strikes. Its project's cooldown, if any, still applies.
 func (a *Admin) Enable(ctx context.Context, fingerprint string) error {
-	if err := a.known(ctx, fingerprint); err != nil {
-		return err
-	}
-	return a.rdb.HDel(ctx, a.names.key(fingerprint), "disabled", "disabled_at", "probe_at", "probe_n", "strikes", "until", "reason").Err()
+	return a.state(ctx, "enable", fingerprint, "")
 }
 
-// Statuses reports every announced key: state, until when, why, and its
-// counts. Reads only; never a key.
+// Statuses reports every key of the pool, in index order: state, until
+// when, why, and its counts. Reads only; never a key. It reads every key
+// (a pipeline of about 5 commands per key): at thousands of keys use Page
+// and Summary.
 func (a *Admin) Statuses(ctx context.Context) ([]Status, error) {
 	ms, err := a.members(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return a.statuses(ctx, ms)
+}
+
+// statuses reads the state of the given members in one pipeline.
+func (a *Admin) statuses(ctx context.Context, ms []member) ([]Status, error) {
+	n := a.names
 	pipe := a.rdb.Pipeline()
 	now := pipe.Time(ctx)
-	pause := pipe.PTTL(ctx, a.names.pause())
-	pauseWhy := pipe.Get(ctx, a.names.pause())
-	keyState := make([]*redis.MapStringStringCmd, len(ms))
-	projState := make([]*redis.MapStringStringCmd, len(ms))
+	pause := pipe.PTTL(ctx, n.pause())
+	pauseWhy := pipe.Get(ctx, n.pause())
+	type keyCmds struct {
+		state *redis.MapStringStringCmd
+		wait  *redis.FloatCmd
+		why   *redis.StringCmd
+		probe *redis.FloatCmd
+		picks *redis.StringCmd
+	}
+	kc := make([]keyCmds, len(ms))
+	projs := map[string]*redis.SliceCmd{}
 	for i, m := range ms {
-		keyState[i] = pipe.HGetAll(ctx, a.names.key(m.fingerprint))
-		projState[i] = pipe.HGetAll(ctx, a.names.project(m.project))
+		kc[i] = keyCmds{
+			state: pipe.HGetAll(ctx, n.key(m.fingerprint)),
+			wait:  pipe.ZScore(ctx, n.wait(), m.fingerprint),
+			why:   pipe.HGet(ctx, n.why(), m.fingerprint),
+			probe: pipe.ZScore(ctx, n.probe(), m.fingerprint),
+			picks: pipe.HGet(ctx, n.picks(), m.fingerprint),
+		}
+		if projs[m.project] == nil {
+			projs[m.project] = pipe.HMGet(ctx, n.project(m.project), "until", "reason")
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("keyring: statuses: %w", err)
@@ -96,31 +134,42 @@ func (a *Admin) Statuses(ctx context.Context) ([]Status, error) {
 	nowMs := now.Val().UnixMilli()
 	out := make([]Status, len(ms))
 	for i, m := range ms {
-		k, p := keyState[i].Val(), projState[i].Val()
+		k := kc[i].state.Val()
 		st := Status{Index: m.index, Fingerprint: m.fingerprint, Project: m.project, State: StateReady, Failures: map[string]int64{}}
+		st.Picks, _ = strconv.ParseInt(kc[i].picks.Val(), 10, 64)
 		for f, v := range k {
-			n, _ := strconv.ParseInt(v, 10, 64)
+			c, _ := strconv.ParseInt(v, 10, 64)
 			switch {
-			case f == "picks":
-				st.Picks = n
 			case f == "successes":
-				st.Successes = n
+				st.Successes = c
 			case strings.HasPrefix(f, "fail:"):
-				st.Failures[strings.TrimPrefix(f, "fail:")] = n
+				st.Failures[strings.TrimPrefix(f, "fail:")] = c
 			}
 		}
+		pv := projs[m.project].Val()
+		projUntil, projWhy := int64(0), ""
+		if len(pv) == 2 {
+			if s, ok := pv[0].(string); ok {
+				projUntil, _ = strconv.ParseInt(s, 10, 64)
+			}
+			projWhy, _ = pv[1].(string)
+		}
 		keyUntil, _ := strconv.ParseInt(k["until"], 10, 64)
-		projUntil, _ := strconv.ParseInt(p["until"], 10, 64)
+		waitUntil := int64(kc[i].wait.Val())
 		switch {
 		case k["disabled"] != "":
 			st.State, st.Reason = StateDisabled, k["disabled"]
-			if at, err := strconv.ParseInt(k["probe_at"], 10, 64); err == nil {
-				st.Until = msTime(at)
+			if kc[i].probe.Err() == nil {
+				st.Until = msTime(int64(kc[i].probe.Val()))
 			}
-		case keyUntil > nowMs:
+		case waitUntil > nowMs && kc[i].why.Val() == "rpm":
+			st.State, st.Reason, st.Until = StateCooling, "project "+m.project+": at its per-minute budget (GEMINI_RPM)", msTime(waitUntil)
+		case waitUntil > nowMs && kc[i].why.Val() == "rpd":
+			st.State, st.Reason, st.Until = StateCooling, "project "+m.project+": at its daily budget (GEMINI_RPD)", msTime(waitUntil)
+		case keyUntil > nowMs && keyUntil >= projUntil:
 			st.State, st.Reason, st.Until = StateCooling, k["reason"], msTime(keyUntil)
 		case projUntil > nowMs:
-			st.State, st.Reason, st.Until = StateCooling, "project "+m.project+": "+p["reason"], msTime(projUntil)
+			st.State, st.Reason, st.Until = StateCooling, "project "+m.project+": "+projWhy, msTime(projUntil)
 		case pause.Val() > 0:
 			st.State, st.Reason, st.Until = StateCooling, "pool paused: "+pauseWhy.Val(), msTime(nowMs+pause.Val().Milliseconds())
 		}

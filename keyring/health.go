@@ -2,9 +2,13 @@ package keyring
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Kind is what a call's outcome means for its key.
@@ -33,7 +37,7 @@ const (
 	DisableProject
 )
 
-var kindName = [...]string{"success", "fault", "cool_key", "cool_project", "suspect", "disable", "disable_project"}
+var kindName = [...]string{"success", "no_fault", "cool_key", "cool_project", "suspect", "disable", "disable_project"}
 
 // Outcome is what one call with a key came to.
 type Outcome struct {
@@ -54,9 +58,9 @@ type Outcome struct {
 
 // Change is the state a report moved a key, its project or the pool into.
 type Change struct {
-	// State is StateCooling, StateDisabled or "paused" (the whole pool);
-	// "" when the report changed no state.
-	State  string
+	// State is StateCooling, StateDisabled or StatePaused (the whole
+	// pool); "" when the report changed no state.
+	State  State
 	Until  time.Time
 	Reason string
 }
@@ -68,12 +72,32 @@ func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
 		return Change{}, fmt.Errorf("keyring: unknown outcome kind %d", o.Kind)
 	}
 	s := r.snap.Load()
-	keys := []string{r.names.key(key.Fingerprint), r.names.project(key.Project), r.names.pause(), r.names.storm()}
+	n := r.admin.names
+	keys := []string{n.key(key.Fingerprint), n.project(key.Project), n.pause(), n.storm(), n.ring(), n.wait(), n.why(),
+		n.parked(), n.projKeys(), n.projUntil(), n.disabled(), n.probe(), n.probeN(), n.rpmLog(), n.keyUntil()}
+	var others []any
 	if o.Kind == DisableProject {
-		for _, k := range s.keys {
-			if k.Project == key.Project && k.Fingerprint != key.Fingerprint {
-				keys = append(keys, r.names.key(k.Fingerprint))
+		// Every key of the project in the pool, including keys other
+		// replicas hold: a rare report, worth a read first.
+		seen := map[string]bool{key.Fingerprint: true}
+		add := func(fp string) {
+			if !seen[fp] {
+				seen[fp] = true
+				keys = append(keys, n.key(fp))
+				others = append(others, fp)
 			}
+		}
+		for _, k := range s.keys {
+			if k.Project == key.Project {
+				add(k.Fingerprint)
+			}
+		}
+		list, err := r.admin.rdb.HGet(ctx, n.projKeys(), key.Project).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return Change{}, fmt.Errorf("keyring: report: %w", err)
+		}
+		for _, fp := range strings.Fields(list) {
+			add(fp)
 		}
 	}
 	amount, mode := o.For.Milliseconds(), "for"
@@ -87,9 +111,10 @@ func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
 	if o.Probe {
 		probe = r.opts.ProbeFirst.Milliseconds()
 	}
-	res, err := reportScript.Run(ctx, r.rdb, keys,
-		kindName[o.Kind], o.Class, amount, mode, o.Reason, key.Project, len(s.projects),
-		probe, rand.IntN(200), r.opts.PoolPause.Milliseconds()).Result()
+	args := []any{kindName[o.Kind], o.Class, amount, mode, o.Reason, key.Project,
+		probe, rand.IntN(200), r.opts.PoolPause.Milliseconds(), key.Fingerprint,
+		key.lease, (time.Minute + r.opts.RPMMargin).Milliseconds(), r.opts.RPMMargin.Milliseconds()}
+	res, err := reportScript.Run(ctx, r.admin.rdb, keys, append(args, others...)...).Result()
 	if err != nil {
 		return Change{}, fmt.Errorf("keyring: report: %w", err)
 	}
@@ -100,23 +125,32 @@ func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
 	state, _ := arr[0].(string)
 	until, _ := arr[1].(int64)
 	reason, _ := arr[2].(string)
-	c := Change{State: state, Reason: reason}
+	c := Change{State: State(state), Reason: reason}
 	if until > 0 {
 		c.Until = time.UnixMilli(until)
 	}
 	return c, nil
 }
 
-// DueProbes claims the disabled keys whose probe is due, so that one
-// replica, the caller, probes each; it schedules the next probe on a
-// doubling interval. A successful probe should Enable the key.
+// ProbeBatch is the most keys one DueProbes call claims: many keys
+// disabled at once are probed a batch per call, never all together.
+const ProbeBatch = 8
+
+// DueProbes claims up to ProbeBatch disabled keys whose probe is due (among
+// the keys this replica holds), so that one replica, the caller, probes
+// each; it schedules the next probe on a doubling interval, spread by up to
+// 10%. It reads only the keys due (O(log n + ProbeBatch)). A successful
+// probe should Enable the key.
 func (r *Ring) DueProbes(ctx context.Context) ([]Key, error) {
 	s := r.snap.Load()
-	keys := make([]string, len(s.keys))
-	for i, k := range s.keys {
-		keys[i] = r.names.key(k.Fingerprint)
+	if !s.announced.Load() {
+		if err := r.announce(ctx, s); err != nil {
+			return nil, err
+		}
 	}
-	res, err := probeScript.Run(ctx, r.rdb, keys, r.opts.ProbeFirst.Milliseconds(), r.opts.ProbeMax.Milliseconds()).Result()
+	n := r.admin.names
+	res, err := probeScript.Run(ctx, r.admin.rdb, []string{n.probe(), n.probeN(), n.set(s.digest)},
+		r.opts.ProbeFirst.Milliseconds(), r.opts.ProbeMax.Milliseconds(), ProbeBatch, rand.IntN(100)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("keyring: probes: %w", err)
 	}
@@ -126,8 +160,9 @@ func (r *Ring) DueProbes(ctx context.Context) ([]Key, error) {
 	}
 	var due []Key
 	for _, v := range arr {
-		if i, ok := v.(int64); ok && i >= 1 && int(i) <= len(s.keys) {
-			due = append(due, s.keys[i-1])
+		fp, ok := v.(string)
+		if i, held := s.byFP[fp]; ok && held {
+			due = append(due, s.keys[i])
 		}
 	}
 	return due, nil

@@ -31,6 +31,7 @@ type Key struct {
 	Project string
 
 	secret string
+	lease  string // set by Pick: the call's entry in the per-minute log
 }
 
 // NewKey makes the key at the 1-based index from its secret, in a project

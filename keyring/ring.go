@@ -3,11 +3,16 @@ package keyring
 import (
 	"cmp"
 	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	_ "time/tzdata" // the Pacific day of per-day quotas, also in images without zoneinfo
@@ -40,7 +45,11 @@ type Options struct {
 	// picked and upstream when it arrives, so a window of exactly a minute
 	// lets call RPM+1 reach Google while call 1 still counts there, and the
 	// 429 that follows rests the project for Google's retryDelay (~26 s).
-	// It costs RPM x margin/(1m+margin) of the budget. Default 1s.
+	// The margin holds a slot only until the call is reported: a call
+	// answered within the margin frees its slot a minute after the
+	// report (it reached the upstream before its answer came back), so
+	// for calls shorter than the margin it costs RPM x latency/1m of the
+	// budget rather than RPM x margin/(1m+margin). Default 1s.
 	RPMMargin time.Duration
 	// PoolPause is how long the whole pool rests when most projects answer
 	// 429 within 10 seconds. Default 15s.
@@ -57,38 +66,71 @@ type Options struct {
 // Ring is the pool of keys, its rotation and its health, shared through
 // Redis by every process that opens a Ring with the same Prefix and Pool.
 // It is safe for concurrent use; SetKeys swaps the keys under it.
+//
+// The pool's membership lives in Redis: the union of the keys the live
+// replicas hold (by fingerprint). The rotation is "least recently picked
+// first" over that pool, so replicas may list their keys in any order; a
+// replica is only ever given keys it holds (see Membership).
 type Ring struct {
-	*Admin
-	opts Options
-	snap atomic.Pointer[snapshot]
+	admin *Admin
+	opts  Options
+	id    string // this replica, in the pool's registry of sets
+	snap  atomic.Pointer[snapshot]
+	beat  atomic.Int64 // unix ms of the last pick that marked this replica alive
 }
 
 // snapshot is one key list with what the scripts need of it.
 type snapshot struct {
 	keys      []Key
-	projects  []string       // distinct, in order of first appearance
-	projectOf []int          // slot -> 1-based number in projects
-	slotOf    map[string]int // fingerprint -> slot
+	byFP      map[string]int // fingerprint -> position in keys
+	projects  int
+	digest    string      // of the sorted fingerprints
+	announced atomic.Bool // Redis knows this set (Announce ran since the swap)
+	pickKeys  []string    // the pick's KEYS but the last two (rpd, set)
 }
 
 var (
+	//go:embed lib.lua
+	libSource string
 	//go:embed pick.lua
 	pickSource string
 	//go:embed report.lua
 	reportSource string
 	//go:embed probe.lua
 	probeSource string
+	//go:embed admin.lua
+	adminSource string
+	//go:embed announce.lua
+	announceSource string
 
-	pickScript   = redis.NewScript(pickSource)
-	reportScript = redis.NewScript(reportSource)
-	probeScript  = redis.NewScript(probeSource)
+	pickScript     = redis.NewScript(libSource + pickSource)
+	reportScript   = redis.NewScript(libSource + reportSource)
+	probeScript    = redis.NewScript(probeSource)
+	adminScript    = redis.NewScript(libSource + adminSource)
+	announceScript = redis.NewScript(libSource + announceSource)
 )
 
 var pacific, _ = time.LoadLocation("America/Los_Angeles") // embedded: cannot fail
 
-// New opens the ring of keys on rdb. Every replica should be given the same
-// keys in the same order for the rotation to be one rotation; state follows
-// a key's fingerprint, so it survives reorderings and reloads.
+// NextPacificMidnight is the first midnight America/Los_Angeles after now:
+// when Gemini's per-day quotas (and GEMINI_RPD budgets) reset.
+func NextPacificMidnight(now time.Time) time.Time {
+	t := now.In(pacific)
+	return time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, pacific)
+}
+
+// liveFor is how long a replica that has neither picked nor announced
+// still counts as holding its keys; picks mark a replica alive every
+// beatEvery.
+const (
+	liveFor   = 2 * time.Minute
+	beatEvery = 10 * time.Second
+)
+
+// New opens the ring of keys on rdb. Replicas may list their keys in any
+// order, and may even hold different keys (see Membership); state follows
+// a key's fingerprint, so it survives reorderings and reloads. The keys
+// join the pool in Redis at the first Pick, or at Announce.
 func New(rdb redis.UniversalClient, keys []Key, opts Options) (*Ring, error) {
 	if rdb == nil {
 		return nil, errors.New("keyring: nil Redis client")
@@ -103,12 +145,38 @@ func New(rdb redis.UniversalClient, keys []Key, opts Options) (*Ring, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Ring{Admin: NewAdmin(rdb, opts), opts: opts}
+	var id [8]byte
+	if _, err := crand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("keyring: replica id: %w", err)
+	}
+	r := &Ring{admin: NewAdmin(rdb, opts), opts: opts, id: hex.EncodeToString(id[:])}
 	if err := r.swap(keys); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
+
+// Admin is the operators' view of the pool this ring belongs to.
+func (r *Ring) Admin() *Admin { return r.admin }
+
+// Enable is r.Admin().Enable.
+func (r *Ring) Enable(ctx context.Context, fingerprint string) error {
+	return r.admin.Enable(ctx, fingerprint)
+}
+
+// Disable is r.Admin().Disable.
+func (r *Ring) Disable(ctx context.Context, fingerprint, reason string) error {
+	return r.admin.Disable(ctx, fingerprint, reason)
+}
+
+// Statuses is r.Admin().Statuses.
+func (r *Ring) Statuses(ctx context.Context) ([]Status, error) { return r.admin.Statuses(ctx) }
+
+// Page is r.Admin().Page.
+func (r *Ring) Page(ctx context.Context, q Query) (Page, error) { return r.admin.Page(ctx, q) }
+
+// Summary is r.Admin().Summary.
+func (r *Ring) Summary(ctx context.Context) (Summary, error) { return r.admin.Summary(ctx) }
 
 // SetKeys replaces the keys, as after a reload of the key file, and
 // announces them. A key keeps its state: state is by fingerprint.
@@ -123,43 +191,96 @@ func (r *Ring) swap(keys []Key) error {
 	if len(keys) == 0 {
 		return ErrNoKeys
 	}
-	s := &snapshot{keys: append([]Key(nil), keys...), projectOf: make([]int, len(keys)), slotOf: make(map[string]int, len(keys))}
-	pnum := make(map[string]int)
+	s := &snapshot{keys: append([]Key(nil), keys...), byFP: make(map[string]int, len(keys))}
+	projects := make(map[string]struct{})
 	for i, k := range keys {
 		if k.Index != i+1 || k.secret == "" || k.Project == "" {
 			return fmt.Errorf("keyring: key at position %d has index %d: build keys with ParseKeys or NewKey(position, secret)", i+1, k.Index)
 		}
-		if _, dup := s.slotOf[k.Fingerprint]; dup {
-			return fmt.Errorf("keyring: keys %d and %d have the same fingerprint", s.slotOf[k.Fingerprint]+1, i+1)
+		if strings.ContainsAny(k.Project, "|} ") {
+			return fmt.Errorf("keyring: key %d: a project name holds no '|', '}' or space", i+1)
 		}
-		s.slotOf[k.Fingerprint] = i
-		if _, ok := pnum[k.Project]; !ok {
-			s.projects = append(s.projects, k.Project)
-			pnum[k.Project] = len(s.projects)
+		if j, dup := s.byFP[k.Fingerprint]; dup {
+			return fmt.Errorf("keyring: keys %d and %d have the same fingerprint", j+1, i+1)
 		}
-		s.projectOf[i] = pnum[k.Project]
+		s.byFP[k.Fingerprint] = i
+		projects[k.Project] = struct{}{}
 	}
+	s.projects = len(projects)
+	fps := slices.Sorted(maps.Keys(s.byFP))
+	sum := sha256.Sum256([]byte(strings.Join(fps, ",")))
+	s.digest = hex.EncodeToString(sum[:8])
+	n := r.admin.names
+	s.pickKeys = []string{n.rotation(), n.pause(), n.ring(), n.wait(), n.why(), n.parked(), n.members(),
+		n.projKeys(), n.rpmLog(), "", n.set(s.digest), n.seen(), n.picks(), n.probe()}
 	r.snap.Store(s)
 	return nil
 }
 
-// Announce records the fingerprints, indexes and projects of the keys in
-// Redis, for operators' views of the pool (Admin.Statuses). Never the keys.
+// Announce records this replica's keys in Redis (fingerprints, indexes and
+// projects, never the keys): they join the pool, and keys that no live
+// replica holds any more leave it. Pick calls it when Redis does not know
+// this replica's set; call it at start to fail early.
 func (r *Ring) Announce(ctx context.Context) error {
 	s := r.snap.Load()
-	fields := make([]any, 0, 2*len(s.keys))
-	for _, k := range s.keys {
-		fields = append(fields, k.Fingerprint, strconv.Itoa(k.Index)+"|"+k.Project)
+	return r.announce(ctx, s)
+}
+
+func (r *Ring) announce(ctx context.Context, s *snapshot) error {
+	n := r.admin.names
+	for range 10 {
+		digests, err := r.admin.rdb.HVals(ctx, n.replicas()).Result()
+		if err != nil {
+			return fmt.Errorf("keyring: announce keys: %w", err)
+		}
+		day := r.opts.Now().In(pacific).Format("2006-01-02")
+		keys := make([]string, 0, 18+len(digests)+len(s.keys)+2*s.projects)
+		keys = append(keys, n.members(), n.ring(), n.wait(), n.why(), n.parked(), n.projKeys(), n.order(),
+			n.disabled(), n.projUntil(), n.replicas(), n.seen(), n.rotation(), n.probe(), n.probeN(), n.picks(),
+			n.keyUntil(), n.rpd(day), n.set(s.digest))
+		var others []any
+		seen := map[string]bool{s.digest: true}
+		for _, d := range digests {
+			if !seen[d] {
+				seen[d] = true
+				keys = append(keys, n.set(d))
+				others = append(others, d)
+			}
+		}
+		for _, k := range s.keys {
+			keys = append(keys, n.key(k.Fingerprint))
+		}
+		pnum := make(map[string]int, s.projects)
+		var projects []string
+		for _, k := range s.keys {
+			if _, ok := pnum[k.Project]; !ok {
+				projects = append(projects, k.Project)
+				pnum[k.Project] = len(projects)
+			}
+		}
+		for _, p := range projects {
+			keys = append(keys, n.project(p))
+		}
+		for _, p := range projects {
+			keys = append(keys, n.legacyRPD(p, day))
+		}
+		args := make([]any, 0, 6+3*len(s.keys)+len(others))
+		args = append(args, r.id, s.digest, liveFor.Milliseconds(), len(s.keys), len(others), len(projects))
+		for _, k := range s.keys {
+			args = append(args, k.Fingerprint, strconv.Itoa(k.Index)+"|"+k.Project, pnum[k.Project])
+		}
+		args = append(args, others...)
+		res, err := announceScript.Run(ctx, r.admin.rdb, keys, args...).Int64Slice()
+		if err != nil {
+			return fmt.Errorf("keyring: announce keys: %w", err)
+		}
+		if len(res) == 2 {
+			s.announced.Store(true)
+			r.beat.Store(time.Now().UnixMilli())
+			return nil
+		}
 	}
-	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, r.names.members())
-		p.HSet(ctx, r.names.members(), fields...)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("keyring: announce keys: %w", err)
-	}
-	return nil
+	return errors.New("keyring: announce keys: the set of replicas kept changing")
 }
 
 // Keys returns the keys of the ring in their configured order.
@@ -169,7 +290,7 @@ func (r *Ring) Keys() []Key { return append([]Key(nil), r.snap.Load().keys...) }
 func (r *Ring) Len() int { return len(r.snap.Load().keys) }
 
 // Projects is the number of distinct projects.
-func (r *Ring) Projects() int { return len(r.snap.Load().projects) }
+func (r *Ring) Projects() int { return r.snap.Load().projects }
 
 // NoKeyError is Pick's answer when no key can take a call now. It is not a
 // failure of the job: the job should wait RetryAfter and try again.
@@ -189,56 +310,74 @@ func (e *NoKeyError) Error() string {
 }
 
 // Pick returns the next usable key of the fleet-wide rotation, in one Redis
-// round trip, and counts the call against its project's budgets. Keys in
-// skip are passed over while any other key is usable; other replicas move
-// the counter meanwhile, so "next" is the next usable slot from wherever the
-// shared counter stands. When no key is usable it returns a *NoKeyError.
+// round trip, and counts the call against its project's budgets: the key,
+// among those this replica holds, that the fleet picked least recently.
+// Keys in skip are passed over while any other key is usable. When no key
+// is usable it returns a *NoKeyError. The round trip's size and Redis's
+// work do not grow with the pool (O(log n)).
 func (r *Ring) Pick(ctx context.Context, skip *Skip) (Key, error) {
 	s := r.snap.Load()
-	n, m := len(s.keys), len(s.projects)
-	now := r.opts.Now().In(pacific)
-	day := now.Format("2006-01-02")
-	midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, pacific)
-
-	keys := make([]string, 0, 2+n+3*m)
-	keys = append(keys, r.names.rotation(), r.names.pause())
-	for _, k := range s.keys {
-		keys = append(keys, r.names.key(k.Fingerprint))
-	}
-	for _, p := range s.projects {
-		keys = append(keys, r.names.project(p), r.names.rpm(p), r.names.rpd(p, day))
-	}
-	args := make([]any, 0, 6+n+skip.Len())
-	args = append(args, n, m, r.opts.RPM, r.opts.RPD, midnight.UnixMilli(), (time.Minute + r.opts.RPMMargin).Milliseconds())
-	for _, p := range s.projectOf {
-		args = append(args, p)
-	}
-	for fp := range skip.fingerprints() {
-		if slot, ok := s.slotOf[fp]; ok {
-			args = append(args, slot)
+	if !s.announced.Load() {
+		if err := r.announce(ctx, s); err != nil {
+			return Key{}, err
 		}
 	}
-	res, err := pickScript.Run(ctx, r.rdb, keys, args...).Result()
-	if err != nil {
-		return Key{}, fmt.Errorf("keyring: pick: %w", err)
-	}
-	arr, ok := res.([]any)
-	if !ok || len(arr) < 2 {
-		return Key{}, fmt.Errorf("keyring: pick: unexpected reply %T", res)
-	}
-	slot, ok1 := arr[0].(int64)
-	wait, ok2 := arr[1].(int64)
-	if !ok1 || !ok2 {
-		return Key{}, fmt.Errorf("keyring: pick: unexpected reply %v", arr)
-	}
-	if slot < 0 {
-		reason, _ := arr[2].(string)
+	now := r.opts.Now()
+	midnight := NextPacificMidnight(now)
+	keys := slices.Clone(s.pickKeys)
+	keys[9] = r.admin.names.rpd(now.In(pacific).Format("2006-01-02"))
+	for try := 0; ; try++ {
+		beat := ""
+		if ms := time.Now().UnixMilli(); ms-r.beat.Load() >= beatEvery.Milliseconds() {
+			r.beat.Store(ms)
+			beat = r.id
+		}
+		args := make([]any, 0, 5+skip.Len())
+		args = append(args, r.opts.RPM, r.opts.RPD, midnight.UnixMilli(), (time.Minute + r.opts.RPMMargin).Milliseconds(), beat)
+		for fp := range skip.fingerprints() {
+			args = append(args, fp)
+		}
+		res, err := pickScript.Run(ctx, r.admin.rdb, keys, args...).Result()
+		if err != nil {
+			return Key{}, fmt.Errorf("keyring: pick: %w", err)
+		}
+		arr, ok := res.([]any)
+		if !ok || len(arr) < 2 {
+			return Key{}, fmt.Errorf("keyring: pick: unexpected reply %T", res)
+		}
+		fp, ok1 := arr[0].(string)
+		wait, ok2 := arr[1].(int64)
+		if !ok1 || !ok2 {
+			return Key{}, fmt.Errorf("keyring: pick: unexpected reply %v", arr)
+		}
+		if fp != "" {
+			i, ok := s.byFP[fp]
+			if !ok {
+				return Key{}, fmt.Errorf("keyring: pick: Redis gave key %s, which this replica does not hold", fp)
+			}
+			k := s.keys[i]
+			if len(arr) > 2 {
+				k.lease, _ = arr[2].(string)
+			}
+			return k, nil
+		}
+		if wait == -2 && try == 0 {
+			// Redis forgot this replica (it was idle past liveFor, or
+			// Redis lost its data): announce, then pick again.
+			if err := r.announce(ctx, s); err != nil {
+				return Key{}, err
+			}
+			continue
+		}
+		reason := ""
+		if len(arr) > 2 {
+			reason, _ = arr[2].(string)
+		}
+		if wait == -2 {
+			return Key{}, fmt.Errorf("keyring: pick: Redis does not keep this replica's keys")
+		}
 		return Key{}, &NoKeyError{RetryAfter: time.Duration(wait) * time.Millisecond, Reason: reason}
 	}
-	if slot >= int64(n) {
-		return Key{}, fmt.Errorf("keyring: pick: slot %d out of range for %d keys", slot, n)
-	}
-	return s.keys[slot], nil
 }
 
 // Skip is the set of keys one job run has tried. The zero value (and nil) is

@@ -5,11 +5,18 @@ import (
 	"time"
 )
 
-// Key states as operators see them.
+// State is a key's state as operators see it, or (StatePaused) the whole
+// pool's in a Change.
+type State string
+
+// The states.
 const (
-	StateReady    = "ready"
-	StateCooling  = "cooling"
-	StateDisabled = "disabled"
+	StateReady    State = "ready"
+	StateCooling  State = "cooling"
+	StateDisabled State = "disabled"
+	// StatePaused is the whole pool resting after a 429 storm (Change only;
+	// a key of a paused pool shows as cooling).
+	StatePaused State = "paused"
 )
 
 // Status is what the fleet knows of one key: never the key itself.
@@ -18,7 +25,7 @@ type Status struct {
 	Fingerprint string `json:"fingerprint"`
 	Project     string `json:"project"`
 	// State is ready, cooling or disabled.
-	State string `json:"state"`
+	State State `json:"state"`
 	// Until is when a cooldown ends, or when a disabled key is probed next.
 	Until  *time.Time `json:"until,omitempty"`
 	Reason string     `json:"reason,omitempty"`

@@ -17,11 +17,12 @@ type StatusSource interface {
 }
 
 // keyStates are the values of keyq_key_state's state label.
-var keyStates = []string{keyring.StateReady, keyring.StateCooling, keyring.StateDisabled}
+var keyStates = []keyring.State{keyring.StateReady, keyring.StateCooling, keyring.StateDisabled}
 
 // KeyCollector exports the pool's per-key counters and state, read from a
 // StatusSource on each scrape. Labels: index, fingerprint, project; never
-// the key.
+// the key. Its series grow with the pool (5 or more a key): it is opt-in
+// (METRICS_PER_KEY); PoolCollector is the bounded default.
 type KeyCollector struct {
 	src     StatusSource
 	timeout time.Duration
@@ -77,7 +78,7 @@ func (c *KeyCollector) Collect(ch chan<- prometheus.Metric) {
 			if s.State == st {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, append(lv, st)...)
+			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, append(lv, string(st))...)
 		}
 		if s.Until != nil {
 			ch <- prometheus.MustNewConstMetric(c.until, prometheus.GaugeValue, float64(s.Until.UnixNano())/1e9, lv...)

@@ -51,6 +51,10 @@ var (
 		Namespace: Namespace, Subsystem: "key", Name: "events_total",
 		Help: "Changes of keys and of the pool seen by this worker: disabled, leaked, cooled, paused.",
 	}, []string{"pool", "event"})
+	keySetDiff = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace, Subsystem: "worker", Name: "keys_differ",
+		Help: "Keys of the fleet's set this worker lacks (missing) and keys it holds that the fleet's set lacks (extra); 0 and 0 when its key list is the fleet's.",
+	}, []string{"pool", "kind"})
 	jobSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Subsystem: "job", Name: "duration_seconds",
 		Help:    "Time from a job's enqueue by the API to its final status, retries included, by final status.",
@@ -62,7 +66,7 @@ var (
 // key-pick latency, job runs, jobs by final status, job latency) for a
 // registry to serve. Register them in at most one registry per process.
 func WorkerCollectors() []prometheus.Collector {
-	return []prometheus.Collector{upstreamSeconds, pickSeconds, jobRuns, jobsDone, jobSeconds, keyEvents}
+	return []prometheus.Collector{upstreamSeconds, pickSeconds, jobRuns, jobsDone, jobSeconds, keyEvents, keySetDiff}
 }
 
 // ObserveUpstream records one upstream call that took d and ended in class:
@@ -81,6 +85,12 @@ func InitKeyEvents(pool string, events ...string) {
 	for _, e := range events {
 		keyEvents.WithLabelValues(pool, e)
 	}
+}
+
+// SetKeySetDiff records how this worker's key list differs from the fleet's.
+func SetKeySetDiff(pool string, missing, extra int) {
+	keySetDiff.WithLabelValues(pool, "missing").Set(float64(missing))
+	keySetDiff.WithLabelValues(pool, "extra").Set(float64(extra))
 }
 
 // ObservePick records one key pick from the shared rotation that took d.

@@ -36,9 +36,9 @@ func (e *env) status(i int) keyring.Status {
 func TestEveryAnswerDrivesItsTransition(t *testing.T) {
 	for _, tc := range []struct {
 		fixture      string
-		state        string // of key #1 after the job
-		reason       string // in its status
-		projectCools bool   // #2 shares #1's fate
+		state        keyring.State // of key #1 after the job
+		reason       string        // in its status
+		projectCools bool          // #2 shares #1's fate
 		job          asynq.TaskState
 		class        string // failed job's class
 	}{

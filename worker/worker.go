@@ -104,6 +104,7 @@ func (w *Worker) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stopProbes = cancel
 	go w.handler.probeLoop(ctx, w.probeEvery)
+	go w.watchMembership(ctx, w.probeEvery)
 	return nil
 }
 

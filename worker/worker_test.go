@@ -51,6 +51,7 @@ type setup struct {
 	ring       keyring.Options
 	keys       []string // default: secrets, each a project of its own
 	alertURL   string   // ALERT_WEBHOOK_URL
+	workerKeys [][]string // worker i holds workerKeys[i] instead of keys
 }
 
 func start(t *testing.T, s setup) *env {
@@ -73,7 +74,13 @@ func start(t *testing.T, s setup) *env {
 		// Each worker its own Redis client, as separate processes would.
 		opt, _ := redis.ParseURL(url)
 		wrdb := redis.NewClient(opt)
-		ring, err := keyring.New(wrdb, keys, s.ring)
+		held := keys
+		if i < len(s.workerKeys) {
+			if held, _, err = keyring.ParseKeys(strings.Join(s.workerKeys[i], ",")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ring, err := keyring.New(wrdb, held, s.ring)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +88,7 @@ func start(t *testing.T, s setup) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := worker.NewHandler(gem, ring, worker.HandlerOptions{Retries: s.retries, RetryDelay: s.retryDelay, Logger: log.With("worker", i)})
+		h, err := worker.NewHandler(gem, ring, worker.HandlerOptions{Retries: s.retries, RetryDelay: s.retryDelay, Logger: log.With("worker", fmt.Sprint(i))})
 		if err != nil {
 			t.Fatal(err)
 		}

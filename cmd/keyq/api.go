@@ -22,12 +22,22 @@ type apiConfig struct {
 	LogEnv
 	APIAuthEnv
 	DashboardEnv
-	Model string `envconfig:"GEMINI_MODEL" desc:"model whose key pool /api/keys, /keys and /metrics show"`
+	PoolEnv
+}
+
+// PoolEnv is what the API shows of the key pool: which one, with what
+// budgets (the workers' GEMINI_RPM and GEMINI_RPD, for quota bars and
+// ratios), and whether /metrics has a series per key.
+type PoolEnv struct {
+	Model         string `envconfig:"GEMINI_MODEL" desc:"model whose key pool /api/keys, /keys and /metrics show"`
+	RPM           int    `envconfig:"GEMINI_RPM" desc:"the workers' per-minute budget per project, shown against each project's calls (0 = none)"`
+	RPD           int    `envconfig:"GEMINI_RPD" desc:"the workers' per-day budget per project, shown against each project's calls (0 = none)"`
+	PerKeyMetrics bool   `envconfig:"METRICS_PER_KEY" desc:"add per-key series to /metrics (5+ a key); by default per state and project only"`
 }
 
 func newAPIConfig() command {
 	return &apiConfig{RedisEnv: defaultRedisEnv(), APIEnv: defaultAPIEnv(), JobEnv: defaultJobEnv(), LogEnv: defaultLogEnv(),
-		DashboardEnv: defaultDashboardEnv(), Model: gemini.DefaultModel}
+		DashboardEnv: defaultDashboardEnv(), PoolEnv: PoolEnv{Model: gemini.DefaultModel}}
 }
 
 func (c *apiConfig) validate() error {
@@ -42,15 +52,16 @@ func (c *apiConfig) run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer rdb.Close()
 	watchRedis(ctx, rdb, c.URL, log)
-	return serveAPI(ctx, rdb, c.Model, c.APIEnv, c.JobEnv, apiOps{APIAuthEnv: c.APIAuthEnv, DashboardEnv: c.DashboardEnv}, log)
+	return serveAPI(ctx, rdb, c.PoolEnv, c.APIEnv, c.JobEnv, apiOps{APIAuthEnv: c.APIAuthEnv, DashboardEnv: c.DashboardEnv}, log)
 }
 
 // serveAPI listens before it serves, so a taken port fails at once, and
 // drains in-flight requests when ctx ends.
-func serveAPI(ctx context.Context, rdb redis.UniversalClient, model string, a APIEnv, j JobEnv, ops apiOps, log *slog.Logger) error {
+func serveAPI(ctx context.Context, rdb redis.UniversalClient, p PoolEnv, a APIEnv, j JobEnv, ops apiOps, log *slog.Logger) error {
 	opts := ops.options(log)
 	opts.JobMaxRetry, opts.JobTimeout, opts.JobRetention, opts.Logger = j.maxRetry(), j.Timeout, j.Retention, log
-	opts.Keys = keyring.NewAdmin(rdb, keyringOptions(GeminiEnv{Model: model}))
+	opts.Keys = keyring.NewAdmin(rdb, keyringOptions(GeminiEnv{Model: p.Model, RPM: p.RPM, RPD: p.RPD}))
+	opts.Pool, opts.PerKeyMetrics = p.Model, p.PerKeyMetrics
 	srv, err := api.New(rdb, opts)
 	if err != nil {
 		return configError{err}

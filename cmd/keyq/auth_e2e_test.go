@@ -381,7 +381,7 @@ func TestAuthEndToEnd(t *testing.T) {
 
 	// Admin key actions: refused without a (good) token, and the key's
 	// state does not move; with a token they work.
-	keyState := func() string {
+	keyState := func() keyring.State {
 		var ks struct {
 			Keys []keyring.Status `json:"keys"`
 		}

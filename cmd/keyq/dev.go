@@ -30,6 +30,7 @@ type devConfig struct {
 	APIAuthEnv
 	DashboardEnv
 	SimEnv
+	PerKeyMetrics bool `envconfig:"METRICS_PER_KEY" desc:"add per-key series to /metrics (5+ a key); by default per state and project only"`
 }
 
 func newDevConfig() command {
@@ -78,7 +79,7 @@ func (c *devConfig) run(ctx context.Context, log *slog.Logger) error {
 	// The worker's metrics join the API's on /metrics: one process, one
 	// scrape (keyq dev has no WORKER_METRICS_ADDR).
 	ops := apiOps{APIAuthEnv: c.APIAuthEnv, DashboardEnv: c.DashboardEnv, collectors: metrics.WorkerCollectors()}
-	return serveAPI(ctx, rdb, c.Model, c.APIEnv, c.JobEnv, ops, log)
+	return serveAPI(ctx, rdb, PoolEnv{Model: c.Model, RPM: c.RPM, RPD: c.RPD, PerKeyMetrics: c.PerKeyMetrics}, c.APIEnv, c.JobEnv, ops, log)
 }
 
 // redis opens REDIS_URL, or an embedded Redis when it is unset.

@@ -289,6 +289,7 @@ func TestSecretsNeverLeakEndToEnd(t *testing.T) {
 		"WORKER_METRICS_ADDR": "127.0.0.1:0",
 		"LOG_LEVEL":           "debug",
 		"LOG_FORMAT":          "text",
+		"METRICS_PER_KEY":     "true", // the widest surface to scan
 	} {
 		t.Setenv(k, v)
 	}

@@ -1,0 +1,136 @@
+package keyring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Membership is how the keys this replica holds compare with the fleet's.
+//
+// The pool in Redis is the union of the keys the live replicas hold (a
+// replica is live while it picks or announced within the last 2 minutes).
+// A replica is only ever given keys it holds; the rotation stays even
+// over the keys the fleet holds, whatever order each replica lists them in.
+// The fleet's set is the one most live replicas hold (ties: the larger,
+// then the smaller digest), so that in a fleet where one replica differs,
+// only that one differs from the fleet.
+type Membership struct {
+	// Replicas is the number of live replicas, this one included, and Sets
+	// the number of distinct key sets among them (1 when all agree).
+	Replicas int `json:"replicas"`
+	Sets     int `json:"sets"`
+	// Pool is the number of keys in the pool (every live replica's keys),
+	// Fleet the number in the fleet's set, Held the number this replica holds.
+	Pool  int `json:"pool"`
+	Fleet int `json:"fleet"`
+	Held  int `json:"held"`
+	// Missing are the fingerprints of the fleet's set that this replica
+	// lacks (other replicas use them, this one never will); Extra the
+	// fingerprints it holds that the fleet's set lacks. Sorted.
+	Missing []string `json:"missing,omitempty"`
+	Extra   []string `json:"extra,omitempty"`
+}
+
+// Differs reports whether this replica's keys differ from the fleet's.
+func (m Membership) Differs() bool { return len(m.Missing) > 0 || len(m.Extra) > 0 }
+
+// Membership compares this replica's keys with the fleet's, by
+// fingerprint. It announces this replica first if Redis does not know it.
+// It reads every live set: call it now and then (every 30 s, say), not per
+// job.
+func (r *Ring) Membership(ctx context.Context) (Membership, error) {
+	s := r.snap.Load()
+	n := r.admin.names
+	for try := 0; ; try++ {
+		pipe := r.admin.rdb.Pipeline()
+		tm := pipe.Time(ctx)
+		seen := pipe.ZRangeWithScores(ctx, n.seen(), 0, -1)
+		reps := pipe.HGetAll(ctx, n.replicas())
+		pool := pipe.HLen(ctx, n.members())
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return Membership{}, fmt.Errorf("keyring: membership: %w", err)
+		}
+		nowMs := tm.Val().UnixMilli()
+		holders := map[string]int{}
+		me := false
+		m := Membership{Pool: int(pool.Val()), Held: len(s.keys)}
+		for _, z := range seen.Val() {
+			id, _ := z.Member.(string)
+			d, ok := reps.Val()[id]
+			if !ok || int64(z.Score) < nowMs-liveFor.Milliseconds() {
+				continue
+			}
+			if id == r.id && d == s.digest {
+				me = true
+			}
+			m.Replicas++
+			holders[d]++
+		}
+		if !me {
+			if try > 0 {
+				return Membership{}, errors.New("keyring: membership: this replica's announce did not hold")
+			}
+			if err := r.announce(ctx, s); err != nil {
+				return Membership{}, err
+			}
+			continue
+		}
+		m.Sets = len(holders)
+		if m.Sets == 1 {
+			m.Fleet = len(s.keys)
+			return m, nil
+		}
+		pipe = r.admin.rdb.Pipeline()
+		cards := map[string]*redis.IntCmd{}
+		for d := range holders {
+			cards[d] = pipe.SCard(ctx, n.set(d))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return Membership{}, fmt.Errorf("keyring: membership: %w", err)
+		}
+		ds := make([]string, 0, len(holders))
+		for d := range holders {
+			ds = append(ds, d)
+		}
+		sort.Slice(ds, func(i, j int) bool {
+			a, b := ds[i], ds[j]
+			if holders[a] != holders[b] {
+				return holders[a] > holders[b]
+			}
+			if cards[a].Val() != cards[b].Val() {
+				return cards[a].Val() > cards[b].Val()
+			}
+			return a < b
+		})
+		fleet := ds[0]
+		if fleet == s.digest {
+			m.Fleet = len(s.keys)
+			return m, nil
+		}
+		fps, err := r.admin.rdb.SMembers(ctx, n.set(fleet)).Result()
+		if err != nil {
+			return Membership{}, fmt.Errorf("keyring: membership: %w", err)
+		}
+		m.Fleet = len(fps)
+		inFleet := make(map[string]bool, len(fps))
+		for _, fp := range fps {
+			inFleet[fp] = true
+			if _, ok := s.byFP[fp]; !ok {
+				m.Missing = append(m.Missing, fp)
+			}
+		}
+		for _, k := range s.keys {
+			if !inFleet[k.Fingerprint] {
+				m.Extra = append(m.Extra, k.Fingerprint)
+			}
+		}
+		slices.Sort(m.Missing)
+		slices.Sort(m.Extra)
+		return m, nil
+	}
+}
