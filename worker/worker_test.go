@@ -49,8 +49,8 @@ type setup struct {
 	workers    int
 	latency    time.Duration
 	ring       keyring.Options
-	keys       []string // default: secrets, each a project of its own
-	alertURL   string   // ALERT_WEBHOOK_URL
+	keys       []string   // default: secrets, each a project of its own
+	alertURL   string     // ALERT_WEBHOOK_URL
 	workerKeys [][]string // worker i holds workerKeys[i] instead of keys
 }
 
