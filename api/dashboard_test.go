@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,8 +135,9 @@ func TestKeysPage(t *testing.T) {
 		t.Fatalf("GET /keys: %d %v\n%s", w.Code, w.Header(), body)
 	}
 	for _, want := range []string{
-		`<meta http-equiv="refresh" content="5">`,
-		"25fe7c72dca8", "f19f592d4bef", "proj-b", `class="cooling"`, "rate_limited 5, unavailable 2",
+		"25fe7c72dca8", "f19f592d4bef", "proj-b", `class="cooling"`, `title="rate_limited 5, unavailable 2"`,
+		`data-until="` + strconv.FormatInt(until.UnixMilli(), 10) + `"`, // a live countdown
+		`<td class="n">100.0%</td>`,                                     // 11 successes, no key fault (a 503 is not the key's)
 		"&lt;script&gt;",
 	} {
 		if !strings.Contains(body, want) {
@@ -157,5 +160,66 @@ func TestKeysPage(t *testing.T) {
 	w = opsDo(t, nokeys, http.MethodGet, "/keys", basic("admin", dashPass), "")
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "no view of the key pool") {
 		t.Errorf("keys page without a KeyAdmin: %d\n%s", w.Code, w.Body)
+	}
+}
+
+// The console's enable/disable buttons: only when writable, only with the
+// page's CSRF token, never from another site; a done action sends the
+// operator back to the page they were on.
+func TestKeysPageActions(t *testing.T) {
+	t.Parallel()
+	keys := &stubKeys{statuses: []keyring.Status{
+		{Index: 1, Fingerprint: "25fe7c72dca8", Project: "p", State: keyring.StateReady, Failures: map[string]int64{}},
+		{Index: 2, Fingerprint: "f19f592d4bef", Project: "p", State: keyring.StateDisabled, Failures: map[string]int64{}},
+	}}
+	auth := basic("admin", dashPass)
+	form := func(h map[string]string) map[string]string {
+		out := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+		for k, v := range auth {
+			out[k] = v
+		}
+		for k, v := range h {
+			out[k] = v
+		}
+		return out
+	}
+	ro, _, _ := opsServer(t, Options{Keys: keys, Dashboard: Dashboard{Password: dashPass}})
+	if body := opsDo(t, ro, http.MethodGet, "/keys", auth, "").Body.String(); strings.Contains(body, "<button type=\"submit\">disable") {
+		t.Error("a read-only console shows buttons")
+	}
+	rw, _, _ := opsServer(t, Options{Keys: keys, Dashboard: Dashboard{Password: dashPass, Writable: true}})
+	page := opsDo(t, rw, http.MethodGet, "/keys?project=p", auth, "").Body.String()
+	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]{64})"`).FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, `action="/keys/25fe7c72dca8/disable"`) || !strings.Contains(page, `action="/keys/f19f592d4bef/enable"`) {
+		t.Fatalf("a writable console lacks its forms:\n%s", page)
+	}
+	good := "csrf=" + m[1] + "&back=%2Fkeys%3Fproject%3Dp"
+	for _, tc := range []struct {
+		what   string
+		srv    *Server
+		header map[string]string
+		body   string
+		status int
+	}{
+		{"read-only", ro, form(nil), good, http.StatusForbidden},
+		{"no token", rw, form(nil), "back=%2Fkeys", http.StatusForbidden},
+		{"wrong token", rw, form(nil), "csrf=" + strings.Repeat("0", 64), http.StatusForbidden},
+		{"cross-site", rw, form(map[string]string{"Sec-Fetch-Site": "cross-site"}), good, http.StatusForbidden},
+		{"other origin", rw, form(map[string]string{"Origin": "https://evil.example"}), good, http.StatusForbidden},
+		{"no basic auth", rw, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, good, http.StatusUnauthorized},
+	} {
+		if w := opsDo(t, tc.srv, http.MethodPost, "/keys/25fe7c72dca8/disable", tc.header, tc.body); w.Code != tc.status {
+			t.Errorf("%s: %d %s, want %d", tc.what, w.Code, w.Body, tc.status)
+		}
+	}
+	if c := keys.calls(); len(c) != 0 {
+		t.Fatalf("refused posts reached the pool: %v", c)
+	}
+	w := opsDo(t, rw, http.MethodPost, "/keys/25fe7c72dca8/disable", form(map[string]string{"Sec-Fetch-Site": "same-origin"}), good)
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/keys?project=p" {
+		t.Errorf("good post: %d, Location %q", w.Code, w.Header().Get("Location"))
+	}
+	if c := keys.calls(); len(c) != 1 || c[0] != "disable 25fe7c72dca8" {
+		t.Errorf("calls %v, want one disable", c)
 	}
 }

@@ -91,12 +91,24 @@ func (s *Server) postKeyAction(w http.ResponseWriter, r *http.Request) error {
 		return errNoKeyAdmin
 	}
 	fp, action := r.PathValue("fingerprint"), r.PathValue("action")
-	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
+	if err := s.keyAction(r.Context(), fp, action, "disabled by an operator"); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"fingerprint": fp, "status": action + "d"})
+	return nil
+}
+
+// keyAction disables or enables the key with fingerprint fp.
+func (s *Server) keyAction(ctx context.Context, fp, action, reason string) error {
+	if s.keys == nil {
+		return errNoKeyAdmin
+	}
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
 	var err error
 	switch action {
 	case "disable":
-		err = s.keys.Disable(ctx, fp, "disabled by an operator")
+		err = s.keys.Disable(ctx, fp, reason)
 	case "enable":
 		err = s.keys.Enable(ctx, fp)
 	default:
@@ -108,6 +120,5 @@ func (s *Server) postKeyAction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return redisErr(err)
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"fingerprint": fp, "status": action + "d"})
 	return nil
 }

@@ -55,6 +55,7 @@ func (s *Server) routes() []route {
 		rs = append(rs,
 			route{pattern: s.dashboard.RootPath() + "/", access: operator, mounted: s.dashboardHandler()},
 			route{pattern: "/keys", access: operator, methods: get, serve: s.keysPage},
+			route{pattern: "/keys/{fingerprint}/{action}", access: operator, methods: post, serve: s.postKeysAction},
 		)
 	}
 	return rs

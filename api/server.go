@@ -57,6 +57,8 @@ type Server struct {
 	dashPass     secrets
 	metrics      http.Handler
 	redisLogged  atomic.Int64 // when a Redis outage was last logged at ERROR (unix ns)
+	pool         string       // the key pool's name (the model), for pages and metrics
+	csrfKey      [32]byte     // signs the /keys console's forms (from the dashboard password)
 }
 
 // New makes the API on rdb. rdb stays the caller's to close.
@@ -80,6 +82,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 		retention: cmp.Or(opts.JobRetention, DefaultJobRetention),
 		log:       cmp.Or(opts.Logger, slog.Default()),
 		keys:      opts.Keys,
+		pool:      opts.Pool,
 	}
 	s.corsPolicy, _ = newCORSPolicy(opts.CORSOrigins) // validated
 	s.tokens = newSecrets(opts.Tokens)
@@ -91,6 +94,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 		s.dashWritable = d.Writable
 		s.dashUser = newSecrets([]string{cmp.Or(d.User, DefaultDashboardUser)})
 		s.dashPass = newSecrets([]string{d.Password})
+		s.csrfKey = sha256.Sum256([]byte("keyq /keys csrf\x00" + d.Password))
 	}
 	httpMetrics := metrics.NewHTTP()
 	cs := append([]prometheus.Collector{httpMetrics, metrics.NewQueueCollector(s.inspector)}, opts.Collectors...)

@@ -34,6 +34,11 @@ type Status struct {
 	Picks     int64            `json:"picks"`
 	Successes int64            `json:"successes"`
 	Failures  map[string]int64 `json:"failures"`
+	// LastFailure is the class of the key's last failed call, at
+	// LastFailureAt; LastUsedAt is when a call with it last ended.
+	LastFailure   string     `json:"last_failure,omitempty"`
+	LastFailureAt *time.Time `json:"last_failure_at,omitempty"`
+	LastUsedAt    *time.Time `json:"last_used_at,omitempty"`
 }
 
 // ErrUnknownKey is returned for a fingerprint that no worker has announced.
