@@ -238,8 +238,8 @@ func TestProbesOfManyKeysAreSpreadInBatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(due) > keyring.ProbeBatch {
-			t.Fatalf("one DueProbes claimed %d keys, more than a batch of %d", len(due), keyring.ProbeBatch)
+		if len(due) > keyring.DefaultProbeBatch {
+			t.Fatalf("one DueProbes claimed %d keys, more than a batch of %d", len(due), keyring.DefaultProbeBatch)
 		}
 		for _, k := range due {
 			probed[k.Fingerprint]++
