@@ -350,6 +350,13 @@ func TestReplicaLackingAKey(t *testing.T) {
 			t.Errorf("replica %d holds the fleet's keys but differs: %+v", i, m)
 		}
 	}
+	f, err := rs[0].Admin().Fleet(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Replicas != 3 || f.Pool != 6 || len(f.Sets) != 2 || f.Sets[0].Keys != 6 || f.Sets[0].Replicas != 2 || f.Sets[1].Keys != 5 || f.Sets[1].Replicas != 1 {
+		t.Errorf("fleet %+v, want 3 replicas, sets of 6 keys (2 replicas) and 5 keys (1)", f)
+	}
 }
 
 // A replica with a key the others lack uses it itself; the others are
