@@ -308,7 +308,7 @@ func poolSVG(rows []poolRow, before map[string]poolRow) string {
 		return logf(v)
 	}
 	minX, maxX := lg(3), lg(10000)
-	minY, maxY := lg(10), lg(100000)
+	minY, maxY := lg(1), lg(100000)
 	x := func(k int) float64 { return l + (lg(float64(k))-minX)/(maxX-minX)*pw }
 	y := func(v float64) float64 { return t + ph - (lg(v)-minY)/(maxY-minY)*ph }
 	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", l, t+ph, l+pw, t+ph)
@@ -317,7 +317,7 @@ func poolSVG(rows []poolRow, before map[string]poolRow) string {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", x(k), t+ph+16, k)
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">keys (log)</text>`+"\n", l+pw/2, t+ph+32)
-	for _, v := range []float64{10, 100, 1000, 10000, 100000} {
+	for _, v := range []float64{1, 10, 100, 1000, 10000, 100000} {
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%.0f</text>`+"\n", l-6, y(v)+4, v)
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", l, y(v), l+pw, y(v))
 	}

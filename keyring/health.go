@@ -132,14 +132,11 @@ func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
 	return c, nil
 }
 
-// ProbeBatch is the most keys one DueProbes call claims: many keys
-// disabled at once are probed a batch per call, never all together.
-const ProbeBatch = 8
-
-// DueProbes claims up to ProbeBatch disabled keys whose probe is due (among
+// DueProbes claims up to Options.ProbeBatch disabled keys whose probe is due (among
 // the keys this replica holds), so that one replica, the caller, probes
 // each; it schedules the next probe on a doubling interval, spread by up to
-// 10%. It reads only the keys due (O(log n + ProbeBatch)). A successful
+// 10%. It reads only the keys due (O(log n + ProbeBatch)): many keys
+// disabled at once are probed a batch per call, never all together. A successful
 // probe should Enable the key.
 func (r *Ring) DueProbes(ctx context.Context) ([]Key, error) {
 	s := r.snap.Load()
@@ -150,7 +147,7 @@ func (r *Ring) DueProbes(ctx context.Context) ([]Key, error) {
 	}
 	n := r.admin.names
 	res, err := probeScript.Run(ctx, r.admin.rdb, []string{n.probe(), n.probeN(), n.set(s.digest)},
-		r.opts.ProbeFirst.Milliseconds(), r.opts.ProbeMax.Milliseconds(), ProbeBatch, rand.IntN(100)).Result()
+		r.opts.ProbeFirst.Milliseconds(), r.opts.ProbeMax.Milliseconds(), r.opts.ProbeBatch, rand.IntN(100)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("keyring: probes: %w", err)
 	}

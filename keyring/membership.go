@@ -18,7 +18,7 @@ import (
 // over the keys the fleet holds, whatever order each replica lists them in.
 // The fleet's set is the one most live replicas hold (ties: the larger,
 // then the smaller digest), so that in a fleet where one replica differs,
-// only that one differs from the fleet.
+// only that one differs from the fleet. Admin.Fleet shows the sets.
 type Membership struct {
 	// Replicas is the number of live replicas, this one included, and Sets
 	// the number of distinct key sets among them (1 when all agree).
@@ -93,21 +93,12 @@ func (r *Ring) Membership(ctx context.Context) (Membership, error) {
 		if _, err := pipe.Exec(ctx); err != nil {
 			return Membership{}, fmt.Errorf("keyring: membership: %w", err)
 		}
-		ds := make([]string, 0, len(holders))
-		for d := range holders {
-			ds = append(ds, d)
+		sets := make([]KeySet, 0, len(holders))
+		for d, h := range holders {
+			sets = append(sets, KeySet{Digest: d, Keys: int(cards[d].Val()), Replicas: h})
 		}
-		sort.Slice(ds, func(i, j int) bool {
-			a, b := ds[i], ds[j]
-			if holders[a] != holders[b] {
-				return holders[a] > holders[b]
-			}
-			if cards[a].Val() != cards[b].Val() {
-				return cards[a].Val() > cards[b].Val()
-			}
-			return a < b
-		})
-		fleet := ds[0]
+		sortSets(sets)
+		fleet := sets[0].Digest
 		if fleet == s.digest {
 			m.Fleet = len(s.keys)
 			return m, nil
@@ -133,4 +124,78 @@ func (r *Ring) Membership(ctx context.Context) (Membership, error) {
 		slices.Sort(m.Extra)
 		return m, nil
 	}
+}
+
+// Fleet is the fleet's key sets as Admin sees them, without holding any
+// key: for /api/keys and a metric on the API side.
+type Fleet struct {
+	// Replicas is the number of live replicas; Pool the keys in the pool.
+	Replicas int `json:"replicas"`
+	Pool     int `json:"pool"`
+	// Sets are the distinct key sets among live replicas, the fleet's
+	// (held by most replicas) first; more than one means some replicas
+	// hold keys others lack.
+	Sets []KeySet `json:"sets"`
+}
+
+// KeySet is one distinct set of keys and how many live replicas hold it.
+type KeySet struct {
+	// Digest names the set (a hash of its sorted fingerprints).
+	Digest   string `json:"digest"`
+	Keys     int    `json:"keys"`
+	Replicas int    `json:"replicas"`
+}
+
+// Fleet reads the live replicas' key sets: a few small reads.
+func (a *Admin) Fleet(ctx context.Context) (Fleet, error) {
+	n := a.names
+	pipe := a.rdb.Pipeline()
+	tm := pipe.Time(ctx)
+	seen := pipe.ZRangeWithScores(ctx, n.seen(), 0, -1)
+	reps := pipe.HGetAll(ctx, n.replicas())
+	pool := pipe.HLen(ctx, n.members())
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Fleet{}, fmt.Errorf("keyring: fleet: %w", err)
+	}
+	nowMs := tm.Val().UnixMilli()
+	f := Fleet{Pool: int(pool.Val())}
+	holders := map[string]int{}
+	for _, z := range seen.Val() {
+		id, _ := z.Member.(string)
+		d, ok := reps.Val()[id]
+		if ok && int64(z.Score) >= nowMs-liveFor.Milliseconds() {
+			f.Replicas++
+			holders[d]++
+		}
+	}
+	pipe = a.rdb.Pipeline()
+	cards := map[string]*redis.IntCmd{}
+	for d := range holders {
+		cards[d] = pipe.SCard(ctx, n.set(d))
+	}
+	if len(cards) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return Fleet{}, fmt.Errorf("keyring: fleet: %w", err)
+		}
+	}
+	for d, r := range holders {
+		f.Sets = append(f.Sets, KeySet{Digest: d, Keys: int(cards[d].Val()), Replicas: r})
+	}
+	sortSets(f.Sets)
+	return f, nil
+}
+
+// sortSets puts the fleet's set first: most replicas, then most keys,
+// then the smaller digest.
+func sortSets(s []KeySet) {
+	sort.Slice(s, func(i, j int) bool {
+		a, b := s[i], s[j]
+		if a.Replicas != b.Replicas {
+			return a.Replicas > b.Replicas
+		}
+		if a.Keys != b.Keys {
+			return a.Keys > b.Keys
+		}
+		return a.Digest < b.Digest
+	})
 }

@@ -238,8 +238,8 @@ func TestProbesOfManyKeysAreSpreadInBatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(due) > keyring.ProbeBatch {
-			t.Fatalf("one DueProbes claimed %d keys, more than a batch of %d", len(due), keyring.ProbeBatch)
+		if len(due) > keyring.DefaultProbeBatch {
+			t.Fatalf("one DueProbes claimed %d keys, more than a batch of %d", len(due), keyring.DefaultProbeBatch)
 		}
 		for _, k := range due {
 			probed[k.Fingerprint]++
@@ -349,6 +349,13 @@ func TestReplicaLackingAKey(t *testing.T) {
 		if m := membership(t, rs[i]); m.Differs() {
 			t.Errorf("replica %d holds the fleet's keys but differs: %+v", i, m)
 		}
+	}
+	f, err := rs[0].Admin().Fleet(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Replicas != 3 || f.Pool != 6 || len(f.Sets) != 2 || f.Sets[0].Keys != 6 || f.Sets[0].Replicas != 2 || f.Sets[1].Keys != 5 || f.Sets[1].Replicas != 1 {
+		t.Errorf("fleet %+v, want 3 replicas, sets of 6 keys (2 replicas) and 5 keys (1)", f)
 	}
 }
 

@@ -28,6 +28,7 @@ const (
 	DefaultProbeFirst = 10 * time.Minute
 	DefaultProbeMax   = 6 * time.Hour
 	DefaultRPMMargin  = time.Second
+	DefaultProbeBatch = 8
 )
 
 // Options tune a Ring. The zero value uses the defaults.
@@ -58,6 +59,8 @@ type Options struct {
 	// the interval doubles after each failed probe up to ProbeMax.
 	// Defaults 10m and 6h.
 	ProbeFirst, ProbeMax time.Duration
+	// ProbeBatch is the most keys one DueProbes call claims. Default 8.
+	ProbeBatch int
 	// Now is the clock for the Pacific date of per-day budgets (everything
 	// else runs on Redis's clock). Default time.Now.
 	Now func() time.Time
@@ -135,13 +138,14 @@ func New(rdb redis.UniversalClient, keys []Key, opts Options) (*Ring, error) {
 	if rdb == nil {
 		return nil, errors.New("keyring: nil Redis client")
 	}
-	if opts.RPM < 0 || opts.RPD < 0 || opts.PoolPause < 0 || opts.ProbeFirst < 0 || opts.ProbeMax < 0 || opts.RPMMargin < 0 {
-		return nil, errors.New("keyring: RPM, RPD, RPMMargin, PoolPause, ProbeFirst and ProbeMax must not be negative")
+	if opts.RPM < 0 || opts.RPD < 0 || opts.PoolPause < 0 || opts.ProbeFirst < 0 || opts.ProbeMax < 0 || opts.RPMMargin < 0 || opts.ProbeBatch < 0 {
+		return nil, errors.New("keyring: RPM, RPD, RPMMargin, PoolPause, ProbeFirst, ProbeMax and ProbeBatch must not be negative")
 	}
 	opts.RPMMargin = cmp.Or(opts.RPMMargin, DefaultRPMMargin)
 	opts.PoolPause = cmp.Or(opts.PoolPause, DefaultPoolPause)
 	opts.ProbeFirst = cmp.Or(opts.ProbeFirst, DefaultProbeFirst)
 	opts.ProbeMax = max(cmp.Or(opts.ProbeMax, DefaultProbeMax), opts.ProbeFirst)
+	opts.ProbeBatch = cmp.Or(opts.ProbeBatch, DefaultProbeBatch)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
