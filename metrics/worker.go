@@ -58,7 +58,7 @@ var (
 // key-pick latency, job runs, jobs by final status, job latency) for a
 // registry to serve. Register them in at most one registry per process.
 func WorkerCollectors() []prometheus.Collector {
-	return []prometheus.Collector{upstreamSeconds, pickSeconds, jobRuns, jobsDone, jobSeconds}
+	return []prometheus.Collector{upstreamSeconds, pickSeconds, jobRuns, jobsDone, jobSeconds, tokensTotal, upstreamCalls}
 }
 
 // ObserveUpstream records one upstream call that took d and ended in class:

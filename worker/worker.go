@@ -93,7 +93,9 @@ func New(rdb redis.UniversalClient, h *Handler, opts Options) (*Worker, error) {
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
 	mux.Use(metrics.JobMiddleware)
-	mux.Handle(tasks.TypeAnalyzeCharacter, w.handler)
+	for _, k := range tasks.Kinds() { // every registered task type
+		mux.Handle(k.Type, w.handler)
+	}
 	if err := w.srv.Start(mux); err != nil {
 		return err
 	}
