@@ -41,9 +41,11 @@ func (s *Server) routes() []route {
 	get := []string{http.MethodGet, http.MethodHead}
 	post := []string{http.MethodPost}
 	rs := []route{
-		{pattern: "/api/analyze-character", access: bearer, methods: post, serve: s.postAnalyzeCharacter},
+		{pattern: "/api/analyze-character", access: bearer, methods: post, serve: s.checkJobOptions(s.postAnalyzeCharacter)},
+		{pattern: "/api/generate", access: bearer, methods: post, serve: s.checkJobOptions(s.postGenerate)},
+		{pattern: "/api/usage", access: bearer, methods: get, serve: s.getUsage},
 		{pattern: "/api/jobs/{id}", access: bearer, methods: get, serve: s.getJob},
-		{pattern: "/api/keys", access: bearer, methods: get, serve: s.getKeys},
+		{pattern: "/api/keys", access: bearer, methods: get, serve: s.getModelKeys},
 		{pattern: "/api/keys/{fingerprint}/{action}", access: admin, methods: post, serve: s.postKeyAction},
 		{pattern: "/api/openapi.yaml", access: public, methods: get, serve: s.getOpenAPI},
 		{pattern: "/healthz", access: public, methods: get, serve: s.healthz},

@@ -53,6 +53,7 @@ type Server struct {
 	dashUser     secrets
 	dashPass     secrets
 	metrics      http.Handler
+	models       modelsExt // models, usage and caps (models.go)
 }
 
 // New makes the API on rdb. rdb stays the caller's to close.
@@ -76,6 +77,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 		retention: cmp.Or(opts.JobRetention, DefaultJobRetention),
 		log:       cmp.Or(opts.Logger, slog.Default()),
 		keys:      opts.Keys,
+		models:    newModelsExt(opts),
 	}
 	s.corsPolicy, _ = newCORSPolicy(opts.CORSOrigins) // validated
 	s.tokens = newSecrets(opts.Tokens)

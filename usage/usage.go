@@ -106,6 +106,15 @@ type Row struct {
 // Query sums the days from..to (Pacific dates, inclusive) grouped by by.
 // keep, if set, drops groups it refuses.
 func (s *Store) Query(ctx context.Context, from, to, by string, prices Prices, keep func(group string) bool) ([]Row, error) {
+	return s.query(ctx, from, to, by, prices, keep, "")
+}
+
+// QueryModel sums one day of one model, grouped by by.
+func (s *Store) QueryModel(ctx context.Context, day, by, model string, prices Prices) ([]Row, error) {
+	return s.query(ctx, day, day, by, prices, nil, model)
+}
+
+func (s *Store) query(ctx context.Context, from, to, by string, prices Prices, keep func(group string) bool, model string) ([]Row, error) {
 	days, err := daysBetween(from, to)
 	if err != nil {
 		return nil, err
@@ -125,7 +134,7 @@ func (s *Store) Query(ctx context.Context, from, to, by string, prices Prices, k
 		}
 		for f, v := range h {
 			parts := strings.Split(f, "|")
-			if len(parts) != 5 || parts[0] != code {
+			if len(parts) != 5 || parts[0] != code || model != "" && parts[2] != model {
 				continue
 			}
 			group := parts[1]
