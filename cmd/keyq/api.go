@@ -6,13 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/api"
 	"github.com/keyq/keyq/gemini"
 	"github.com/keyq/keyq/internal/redisconn"
-	"github.com/keyq/keyq/keyring"
+	keyusage "github.com/keyq/keyq/usage"
 )
 
 type apiConfig struct {
@@ -22,17 +23,26 @@ type apiConfig struct {
 	LogEnv
 	APIAuthEnv
 	DashboardEnv
-	Model string `envconfig:"GEMINI_MODEL" desc:"model whose key pool /api/keys, /keys and /metrics show"`
+	Model       string        `envconfig:"GEMINI_MODEL" desc:"model chain whose key pools /api/keys?model=, /keys and /metrics show (the first by default)"`
+	Allowed     string        `envconfig:"GEMINI_MODELS_ALLOWED" desc:"models a job may name in \"model\" (default: the chain)"`
+	FlexTimeout time.Duration `envconfig:"JOB_TIMEOUT_FLEX" desc:"bound on one run of a flex job"`
+	Prices      string        `envconfig:"GEMINI_PRICES" desc:"USD per million tokens: model=input/output/thinking/cached,..."`
+	Caps        string        `envconfig:"API_TOKEN_CAPS" desc:"daily cap per API token id: <16 hex digits of sha256(token)>=100000tok or =2.50usd, or *=... for every token"`
 }
 
 func newAPIConfig() command {
 	return &apiConfig{RedisEnv: defaultRedisEnv(), APIEnv: defaultAPIEnv(), JobEnv: defaultJobEnv(), LogEnv: defaultLogEnv(),
-		DashboardEnv: defaultDashboardEnv(), Model: gemini.DefaultModel}
+		DashboardEnv: defaultDashboardEnv(), Model: gemini.DefaultModels,
+		FlexTimeout: api.DefaultJobTimeoutFlex, Prices: keyusage.DefaultPrices}
 }
 
 func (c *apiConfig) validate() error {
 	return joinErrs(checkRedisURL(c.URL), c.APIEnv.validate(), c.JobEnv.validate(), c.LogEnv.validate(),
-		c.APIAuthEnv.validate(), c.DashboardEnv.validate())
+		c.APIAuthEnv.validate(), c.DashboardEnv.validate(), c.modelEnv().validate())
+}
+
+func (c *apiConfig) modelEnv() modelEnv {
+	return modelEnv{GeminiEnv: GeminiEnv{Model: c.Model, Allowed: c.Allowed}, FlexTimeout: c.FlexTimeout, Prices: c.Prices, Caps: c.Caps}
 }
 
 func (c *apiConfig) run(ctx context.Context, log *slog.Logger) error {
@@ -41,15 +51,17 @@ func (c *apiConfig) run(ctx context.Context, log *slog.Logger) error {
 		return configError{fmt.Errorf("REDIS_URL cannot be used: %w", err)}
 	}
 	defer rdb.Close()
-	return serveAPI(ctx, rdb, c.Model, c.APIEnv, c.JobEnv, apiOps{APIAuthEnv: c.APIAuthEnv, DashboardEnv: c.DashboardEnv}, log)
+	return serveAPI(ctx, rdb, c.modelEnv(), c.APIEnv, c.JobEnv, apiOps{APIAuthEnv: c.APIAuthEnv, DashboardEnv: c.DashboardEnv}, log)
 }
 
 // serveAPI listens before it serves, so a taken port fails at once, and
 // drains in-flight requests when ctx ends.
-func serveAPI(ctx context.Context, rdb redis.UniversalClient, model string, a APIEnv, j JobEnv, ops apiOps, log *slog.Logger) error {
+func serveAPI(ctx context.Context, rdb redis.UniversalClient, me modelEnv, a APIEnv, j JobEnv, ops apiOps, log *slog.Logger) error {
 	opts := ops.options(log)
 	opts.JobMaxRetry, opts.JobTimeout, opts.JobRetention, opts.Logger = j.maxRetry(), j.Timeout, j.Retention, log
-	opts.Keys = keyring.NewAdmin(rdb, keyringOptions(GeminiEnv{Model: model}))
+	if err := me.apply(rdb, &opts); err != nil {
+		return configError{err}
+	}
 	srv, err := api.New(rdb, opts)
 	if err != nil {
 		return configError{err}

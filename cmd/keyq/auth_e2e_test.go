@@ -237,7 +237,7 @@ func TestAuthEndToEnd(t *testing.T) {
 	// A key pool as a worker would announce it, for the admin actions.
 	ctx := context.Background()
 	poolKey := "AIzaSyEXAMPLE-auth-test-key-000000000"
-	ring, err := keyring.New(rdb, []keyring.Key{keyring.NewKey(1, poolKey)}, keyringOptions(GeminiEnv{Model: "gemini-2.5-flash"}))
+	ring, err := keyring.New(rdb, []keyring.Key{keyring.NewKey(1, poolKey)}, keyringOptions(GeminiEnv{}, "gemini-2.5-flash"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 func budgets(t *testing.T, rdb *redis.Client) (rpm, rpd, rr int) {
 	t.Helper()
 	ctx := context.Background()
-	for _, k := range scanKeys(t, rdb, "keyq:{gemini-2.5-flash}:proj:*") {
+	for _, k := range scanKeys(t, rdb, "keyq:{gemini-3.5-flash}:proj:*") {
 		switch {
 		case strings.HasSuffix(k, ":rpm"):
 			n, err := rdb.ZCard(ctx, k).Result()
@@ -133,7 +133,7 @@ func budgets(t *testing.T, rdb *redis.Client) (rpm, rpd, rr int) {
 			rpd += n
 		}
 	}
-	rr, err := rdb.Get(ctx, "keyq:{gemini-2.5-flash}:rr").Int()
+	rr, err := rdb.Get(ctx, "keyq:{gemini-3.5-flash}:rr").Int()
 	if err != nil {
 		t.Fatal(err)
 	}
