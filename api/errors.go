@@ -23,6 +23,9 @@ const (
 	CodeInternal         = "internal"
 	CodeUnauthorized     = "unauthorized"
 	CodeForbidden        = "forbidden"
+	// CodeQuotaExceeded: the caller's API token spent its daily cap
+	// (API_TOKEN_CAPS); Retry-After says when the Pacific day ends.
+	CodeQuotaExceeded = "quota_exceeded"
 )
 
 var httpStatus = map[string]int{
@@ -35,6 +38,7 @@ var httpStatus = map[string]int{
 	CodeInternal:         http.StatusInternalServerError,
 	CodeUnauthorized:     http.StatusUnauthorized,
 	CodeForbidden:        http.StatusForbidden,
+	CodeQuotaExceeded:    http.StatusTooManyRequests,
 }
 
 // Error is an API error as clients see it.

@@ -13,12 +13,14 @@ import (
 
 var errNoKeyAdmin = &Error{Code: CodeNotFound, Message: "this server has no view of the key pool"}
 
-// getKeys answers GET /api/keys: one page of keys (index, fingerprint,
-// project, state, counts; never a key), filtered by ?state= and ?project=,
-// ?limit= (default 100, at most 1000) a page, ?cursor= the next.
+// getKeys answers GET /api/keys: one page of one model's keys (index,
+// fingerprint, project, state, counts, tokens today; never a key),
+// filtered by ?state= and ?project=, ?limit= (default 100, at most 1000)
+// a page, ?cursor= the next, ?model= the pool (default the first).
 func (s *Server) getKeys(w http.ResponseWriter, r *http.Request) error {
-	if s.keys == nil {
-		return errNoKeyAdmin
+	model, keys, models, err := s.modelKeys(r)
+	if err != nil {
+		return err
 	}
 	q, err := keysQuery(r)
 	if err != nil {
@@ -26,11 +28,20 @@ func (s *Server) getKeys(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
 	defer cancel()
-	page, err := s.keys.Page(ctx, q)
+	page, err := keys.Page(ctx, q)
 	if err != nil {
 		return redisErr(err)
 	}
-	writeJSON(w, http.StatusOK, page)
+	st, err := s.withUsage(ctx, model, page.Keys)
+	if err != nil {
+		return redisErr(err)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Model  string      `json:"model,omitempty"`
+		Models []string    `json:"models,omitempty"`
+		Keys   []keyStatus `json:"keys"`
+		Next   string      `json:"next,omitempty"`
+	}{model, models, st, page.Next})
 	return nil
 }
 
@@ -71,12 +82,13 @@ func digits(s string) bool {
 // project the keys by state, calls this minute and today against the
 // budgets, and when the day's quota resets.
 func (s *Server) getKeysSummary(w http.ResponseWriter, r *http.Request) error {
-	if s.keys == nil {
-		return errNoKeyAdmin
+	_, keys, _, err := s.modelKeys(r)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
 	defer cancel()
-	sum, err := s.keys.Summary(ctx)
+	sum, err := keys.Summary(ctx)
 	if err != nil {
 		return redisErr(err)
 	}

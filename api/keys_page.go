@@ -43,7 +43,7 @@ var keysPage = template.Must(template.New("keys").Funcs(template.FuncMap{
 
 // consoleProjects is how many projects the console lists (the most called
 // today first); a ?project= filter shows that one.
-const consoleProjects = 50
+const consoleProjects = 20
 
 type consoleData struct {
 	Pool, Err, Now, Monitoring, Nonce, CSRF, Back string

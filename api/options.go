@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyq/keyq/usage"
 )
 
 // Defaults for Options.
@@ -51,6 +53,22 @@ type Options struct {
 	// Collectors are served on /metrics besides the API's own (HTTP
 	// requests, asynq queues, keys); keyq dev adds the worker's.
 	Collectors []prometheus.Collector
+
+	// Models are the key pools per model, the fallback chain first, for
+	// GET /api/keys?model=. None: /api/keys shows Keys alone.
+	Models []ModelKeys
+	// AllowedModels may be named by a job ("model"). Default: the names of
+	// Models. None at all: any model name passes to the worker.
+	AllowedModels []string
+	// JobTimeoutFlex bounds one run of a flex generate job. Default 30m.
+	JobTimeoutFlex time.Duration
+	// Usage, if set, answers GET /api/usage and the keys' usage, and
+	// enforces Caps.
+	Usage *usage.Store
+	// Prices estimate costs in usage answers. None: no cost.
+	Prices usage.Prices
+	// Caps are daily allowances per API token id (API_TOKEN_CAPS).
+	Caps Caps
 }
 
 // validate checks every option once; keyq's command reuses the exported

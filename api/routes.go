@@ -41,7 +41,9 @@ func (s *Server) routes() []route {
 	get := []string{http.MethodGet, http.MethodHead}
 	post := []string{http.MethodPost}
 	rs := []route{
-		{pattern: "/api/analyze-character", access: bearer, methods: post, serve: s.postAnalyzeCharacter},
+		{pattern: "/api/analyze-character", access: bearer, methods: post, serve: s.checkJobOptions(s.postAnalyzeCharacter)},
+		{pattern: "/api/generate", access: bearer, methods: post, serve: s.checkJobOptions(s.postGenerate)},
+		{pattern: "/api/usage", access: bearer, methods: get, serve: s.getUsage},
 		{pattern: "/api/jobs/{id}", access: bearer, methods: get, serve: s.getJob},
 		{pattern: "/api/keys", access: bearer, methods: get, serve: s.getKeys},
 		{pattern: "/api/keys/summary", access: bearer, methods: get, serve: s.getKeysSummary},

@@ -59,6 +59,7 @@ type Server struct {
 	redisLogged  atomic.Int64 // when a Redis outage was last logged at ERROR (unix ns)
 	pool         string       // the key pool's name (the model), for pages and metrics
 	csrfKey      [32]byte     // signs the /keys console's forms (from the dashboard password)
+	models       modelsExt    // models, usage and caps (models.go)
 }
 
 // New makes the API on rdb. rdb stays the caller's to close.
@@ -83,6 +84,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 		log:       cmp.Or(opts.Logger, slog.Default()),
 		keys:      opts.Keys,
 		pool:      opts.Pool,
+		models:    newModelsExt(opts),
 	}
 	s.corsPolicy, _ = newCORSPolicy(opts.CORSOrigins) // validated
 	s.tokens = newSecrets(opts.Tokens)

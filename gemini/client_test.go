@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,7 +94,12 @@ func TestFixtures(t *testing.T) {
 		"200_finish_safety":        {class: ClassBlocked, status: 200, reason: "SAFETY"},
 		"200_prompt_blocked":       {class: ClassBlocked, status: 200, reason: "SAFETY"},
 		"200_max_tokens":           {class: ClassMaxTokens, status: 200, reason: "MAX_TOKENS"},
-		"200_ok_json":              {},
+		"200_max_tokens_thinking":  {class: ClassMaxTokens, status: 200, reason: "MAX_TOKENS"},
+		// The spend cap's RetryInfo is a rate limit like any other to the
+		// classifier; SpendCap tells it apart (TestSpendCapAndShed).
+		"429_spend_cap": {class: ClassRateLimited, status: 429, canonical: "RESOURCE_EXHAUSTED", retryAfter: 41 * time.Second, quotaID: "GenerateContentSpendPerProjectPer10Minutes-PaidTier1", quotaValue: "10", retryable: true},
+		"503_flex_shed": {class: ClassShed, status: 503, canonical: "UNAVAILABLE", retryable: true},
+		"200_ok_json":   {},
 	}
 	for _, name := range geminifake.FixtureNames() {
 		if _, ok := cases[name]; !ok {
@@ -114,8 +120,9 @@ func TestFixtures(t *testing.T) {
 					t.Fatalf("Generate: %v", err)
 				}
 				want := Response{Text: `{"summary":"A stubborn but loyal detective.","traits":["observant","stubborn"]}`,
-					FinishReason: "STOP", Usage: Usage{57, 21, 78}, ModelVersion: "gemini-2.5-flash"}
-				if *resp != want {
+					FinishReason: "STOP", Usage: Usage{57, 21, 78, 0, 0}, ModelVersion: "gemini-2.5-flash"}
+				resp.SafetyRatings = nil
+				if !reflect.DeepEqual(*resp, want) {
 					t.Fatalf("resp = %+v, want %+v", *resp, want)
 				}
 				return

@@ -32,6 +32,7 @@ const (
 	ClassUnusable         Class = "unusable"             // 200 without usable text: one more attempt, then fail
 	ClassBilling          Class = "billing"              // 402 / prepayment depleted / billing disabled: next key
 	ClassCanceled         Class = "canceled"             // the caller's context was cancelled: stop
+	ClassShed             Class = "shed"                 // 503/429 a flex request shed for capacity: not the key's fault; retry
 )
 
 // Error is every failure Client returns. No field and no Error() text ever
@@ -46,6 +47,7 @@ type Error struct {
 	QuotaID     string        // first QuotaFailure violation's quotaId
 	QuotaValue  string        // first QuotaFailure violation's quotaValue (the limit)
 	ProjectWide bool          // CONSUMER_SUSPENDED or SERVICE_DISABLED: every key of the project is affected
+	Usage       *Usage        // for a 200 that was billed but not usable (MAX_TOKENS, blocked...): its usageMetadata
 	cause       error         // redacted; for errors.Is(err, context.Canceled) and the like
 }
 
@@ -98,6 +100,17 @@ func (e *Error) KeyFault() bool {
 // meaningless and the project's quota resets at midnight Pacific time.
 func (e *Error) PerDay() bool {
 	return e.Class == ClassRateLimited && strings.Contains(e.QuotaID, "PerDay")
+}
+
+// SpendCap reports a 429 for the project's rolling 10-minute spend cap
+// (paid tiers): no retryDelay or per-minute wait is meaningful; the
+// project's spend rolls out of the window within 10 minutes.
+func (e *Error) SpendCap() bool {
+	if e.Class != ClassRateLimited {
+		return false
+	}
+	id, msg := strings.ToLower(e.QuotaID), strings.ToLower(e.Message)
+	return strings.Contains(id, "spend") || strings.Contains(msg, "spend cap") || strings.Contains(msg, "spend-based") || strings.Contains(msg, "spending cap")
 }
 
 // envelope is Google's JSON error body.
@@ -153,8 +166,18 @@ func classifyHTTP(status int, body []byte, apiKey string) *Error {
 		}
 	}
 	e.Class = classByStatus(status, e)
+	if shed(status, e) {
+		e.Class = ClassShed
+	}
 	e.ProjectWide = e.Reason == "CONSUMER_SUSPENDED" || e.Reason == "SERVICE_DISABLED"
 	return e.redact(apiKey)
+}
+
+// shed reports a flex request Google dropped for lack of capacity (503,
+// or a 429 that names no quota): the key and the project did nothing.
+func shed(status int, e *Error) bool {
+	msg := strings.ToLower(e.Message)
+	return (status == 503 || status == 429 && e.QuotaID == "") && strings.Contains(msg, "flex")
 }
 
 func classByStatus(status int, e *Error) Class {

@@ -23,7 +23,7 @@ var knownClasses = map[Class]bool{
 	ClassRateLimited: true, ClassKeyInvalid: true, ClassUnauthenticated: true,
 	ClassPermissionDenied: true, ClassBadRequest: true, ClassNotFound: true,
 	ClassLocation: true, ClassBlocked: true, ClassMaxTokens: true, ClassUnusable: true,
-	ClassBilling: true, ClassCanceled: true,
+	ClassBilling: true, ClassCanceled: true, ClassShed: true,
 }
 
 // cannedTransport answers every request with one status and body, in

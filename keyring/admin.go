@@ -173,7 +173,52 @@ func (a *Admin) statuses(ctx context.Context, ms []member) ([]Status, error) {
 		case pause.Val() > 0:
 			st.State, st.Reason, st.Until = StateCooling, "pool paused: "+pauseWhy.Val(), msTime(nowMs+pause.Val().Milliseconds())
 		}
+		st.LastFailure = k["last_fail"]
+		st.LastFailureAt = msField(k["last_fail_at"])
+		st.LastUsedAt = msField(k["last_at"])
 		out[i] = st
+	}
+	return out, nil
+}
+
+// msField reads a hash field of ms since the epoch; nil when unset.
+func msField(v string) *time.Time {
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms <= 0 {
+		return nil
+	}
+	return msTime(ms)
+}
+
+// CallsPerMinute returns, for each project, the calls reported in each of
+// the last 60 minutes, oldest first (Redis's clock).
+func (a *Admin) CallsPerMinute(ctx context.Context, projects []string) (map[string][]int, error) {
+	now, err := a.rdb.Time(ctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("keyring: calls per minute: %w", err)
+	}
+	minute := now.UnixMilli() / 60000
+	pipe := a.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(projects))
+	for i, p := range projects {
+		fields := make([]string, 60)
+		for j := range fields {
+			fields[j] = strconv.FormatInt(minute-59+int64(j), 10) + "|" + p
+		}
+		cmds[i] = pipe.HMGet(ctx, a.names.callsMin(), fields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("keyring: calls per minute: %w", err)
+	}
+	out := make(map[string][]int, len(projects))
+	for i, p := range projects {
+		counts := make([]int, 60)
+		for j, v := range cmds[i].Val() {
+			if s, ok := v.(string); ok {
+				counts[j], _ = strconv.Atoi(s)
+			}
+		}
+		out[p] = counts
 	}
 	return out, nil
 }
@@ -182,3 +227,6 @@ func msTime(ms int64) *time.Time {
 	t := time.UnixMilli(ms).UTC()
 	return &t
 }
+
+// Pool is the pool's name (Options.Pool; keyq uses the model).
+func (a *Admin) Pool() string { return cmp.Or(a.opts.Pool, DefaultPool) }

@@ -139,3 +139,47 @@ func mustLA(t *testing.T) *time.Location {
 	}
 	return la
 }
+
+// What operators see of recent use: a key's last failure and last use, and
+// each project's calls a minute over the last hour.
+func TestLastUseAndCallsPerMinute(t *testing.T) {
+	rdb, _ := redistest.Open(t)
+	keys := labeled(t, "a:k1,a:k2,b:k3")
+	r := newRing(t, rdb, keys, keyring.Options{})
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+	for range 3 {
+		if _, err := r.Report(ctx, keys[0], keyring.Outcome{Kind: keyring.Success}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Report(ctx, keys[1], keyring.Outcome{Kind: keyring.NoFault, Class: "unavailable"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Statuses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := st[0]; s.LastUsedAt == nil || s.LastUsedAt.Before(before) || s.LastFailure != "" || s.LastFailureAt != nil {
+		t.Errorf("#1 %+v: want used, never failed", s)
+	}
+	if s := st[1]; s.LastFailure != "unavailable" || s.LastFailureAt == nil || s.LastUsedAt == nil {
+		t.Errorf("#2 %+v: want last failure unavailable", s)
+	}
+	if s := st[2]; s.LastUsedAt != nil {
+		t.Errorf("#3 %+v: never used", s)
+	}
+	calls, err := r.Admin().CallsPerMinute(ctx, []string{"a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := func(c []int) (n int) {
+		for _, v := range c {
+			n += v
+		}
+		return n
+	}
+	if len(calls["a"]) != 60 || sum(calls["a"]) != 4 || sum(calls["b"]) != 0 {
+		t.Errorf("calls a minute: a %v, b %v; want 4 calls of project a in the last hour", calls["a"], calls["b"])
+	}
+}

@@ -74,7 +74,7 @@ func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
 	s := r.snap.Load()
 	n := r.admin.names
 	keys := []string{n.key(key.Fingerprint), n.project(key.Project), n.pause(), n.storm(), n.ring(), n.wait(), n.why(),
-		n.parked(), n.projKeys(), n.projUntil(), n.disabled(), n.probe(), n.probeN(), n.rpmLog(), n.keyUntil()}
+		n.parked(), n.projKeys(), n.projUntil(), n.disabled(), n.probe(), n.probeN(), n.rpmLog(), n.keyUntil(), n.callsMin()}
 	var others []any
 	if o.Kind == DisableProject {
 		// Every key of the project in the pool, including keys other

@@ -26,6 +26,8 @@ package keyring
 //	rpmlog    zset of "project|ms|n", all scores 0: per-project sliding
 //	          minute logs in one key, read by lexical range
 //	rpd:<day> hash project -> calls that Pacific day
+//	callsmin  hash "<minute>|<project>" -> calls reported in that minute
+//	          (unix ms / 60000); each project keeps its last 61 minutes
 //	set:<digest>  set of the fingerprints one replica holds (by digest)
 //	replicas  hash replica id -> digest of its set
 //	seen      zset replica id -> ms it last announced or picked
@@ -54,6 +56,7 @@ func (n names) keyUntil() string              { return n.base + "keyuntil" }
 func (n names) projUntil() string             { return n.base + "projuntil" }
 func (n names) rpmLog() string                { return n.base + "rpmlog" }
 func (n names) rpd(day string) string         { return n.base + "rpd:" + day }
+func (n names) callsMin() string              { return n.base + "callsmin" }
 
 // legacyRPD is where the keyring before issue 11 counted a project's calls
 // of the day; Announce carries the count over once.

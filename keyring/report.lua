@@ -11,7 +11,9 @@
 --            (see redis_keys.go)
 -- KEYS[14] -> ...:rpmlog, the per-minute logs (see pick.lua)
 -- KEYS[15] -> ...:keyuntil, hash fp -> ms the key's own cooldown ends
--- KEYS[16 ..] -> the state hashes of the project's other keys
+-- KEYS[16] -> ...:callsmin, hash "<minute>|<project>" -> calls reported in
+--             that minute (ms / 60000), the last hour's per project
+-- KEYS[17 ..] -> the state hashes of the project's other keys
 -- ARGV[1] -> outcome: success | no_fault | cool_key | cool_project | suspect |
 --            disable | disable_project
 -- ARGV[2] -> class, the failure counter to count ("" for success)
@@ -28,7 +30,7 @@
 -- ARGV[11] -> the call's lease in rpmlog, from pick.lua ("" for none)
 -- ARGV[12] -> the per-minute window ms (a minute plus the margin)
 -- ARGV[13] -> the margin ms
--- ARGV[14 ..] -> the fingerprints of KEYS[16 ..], in order
+-- ARGV[14 ..] -> the fingerprints of KEYS[17 ..], in order
 --
 -- The lease: pick.lua counts a call at the pick, and the window has a
 -- margin because the upstream counts it when it arrives, a little later.
@@ -62,6 +64,16 @@ if lease ~= "" then
       end
     end
   end
+end
+
+-- For operators: when the key was last used, its last failure, and the
+-- project's calls a minute (each project keeps its last 61 minutes).
+local minute = math.floor(now / 60000)
+redis.call("HINCRBY", KEYS[16], minute .. "|" .. project, 1)
+redis.call("HDEL", KEYS[16], (minute - 61) .. "|" .. project)
+redis.call("HSET", KEYS[1], "last_at", now)
+if outcome ~= "success" then
+  redis.call("HSET", KEYS[1], "last_fail", class, "last_fail_at", now)
 end
 
 if outcome == "success" then
@@ -120,8 +132,8 @@ elseif outcome == "disable" then
   return {"disabled", disable(KEYS[1], fp, 0), reason}
 elseif outcome == "disable_project" then
   local at = disable(KEYS[1], fp, 0)
-  for i = 16, #KEYS do
-    disable(KEYS[i], ARGV[i - 2], i - 15)
+  for i = 17, #KEYS do
+    disable(KEYS[i], ARGV[i - 3], i - 16)
   end
   return {"disabled", at, reason}
 elseif outcome == "cool_project" then

@@ -417,3 +417,6 @@ func (s *Skip) fingerprints() map[string]struct{} {
 	}
 	return s.set
 }
+
+// Pool is the pool's name (Options.Pool; keyq uses the model).
+func (r *Ring) Pool() string { return r.admin.Pool() }

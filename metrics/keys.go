@@ -37,15 +37,21 @@ func NewKeyCollector(src StatusSource, timeout time.Duration) *KeyCollector {
 		timeout = 3 * time.Second
 	}
 	labels := []string{"index", "fingerprint", "project"}
+	// A source that names its model (one pool per model) labels its series
+	// with it, so that the pools of several models share one registry.
+	var constLabels prometheus.Labels
+	if m, ok := src.(interface{ Model() string }); ok {
+		constLabels = prometheus.Labels{"model": m.Model()}
+	}
 	name := func(n string) string { return prometheus.BuildFQName(Namespace, "key", n) }
 	return &KeyCollector{
 		src:       src,
 		timeout:   timeout,
-		picks:     prometheus.NewDesc(name("picks_total"), "Times the key was picked from the shared rotation, fleet-wide.", labels, nil),
-		successes: prometheus.NewDesc(name("successes_total"), "Upstream calls with the key that succeeded, fleet-wide.", labels, nil),
-		failures:  prometheus.NewDesc(name("failures_total"), "Upstream calls with the key that failed, by failure class, fleet-wide.", append(labels, "class"), nil),
-		state:     prometheus.NewDesc(name("state"), "1 for the key's current state (ready, cooling or disabled), 0 for the others.", append(labels, "state"), nil),
-		until:     prometheus.NewDesc(name("state_until_timestamp_seconds"), "When the key's cooldown ends, or when a disabled key is probed next (Unix time).", labels, nil),
+		picks:     prometheus.NewDesc(name("picks_total"), "Times the key was picked from the shared rotation, fleet-wide.", labels, constLabels),
+		successes: prometheus.NewDesc(name("successes_total"), "Upstream calls with the key that succeeded, fleet-wide.", labels, constLabels),
+		failures:  prometheus.NewDesc(name("failures_total"), "Upstream calls with the key that failed, by failure class, fleet-wide.", append(labels, "class"), constLabels),
+		state:     prometheus.NewDesc(name("state"), "1 for the key's current state (ready, cooling or disabled), 0 for the others.", append(labels, "state"), constLabels),
+		until:     prometheus.NewDesc(name("state_until_timestamp_seconds"), "When the key's cooldown ends, or when a disabled key is probed next (Unix time).", labels, constLabels),
 	}
 }
 

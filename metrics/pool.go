@@ -35,12 +35,15 @@ func NewPoolCollector(src SummarySource, pool string, timeout time.Duration) *Po
 		timeout = 3 * time.Second
 	}
 	name := func(sub, n string) string { return prometheus.BuildFQName(Namespace, sub, n) }
+	// The pool is a constant label: one collector per pool (model), and
+	// the pools of several models share a registry.
+	pl := prometheus.Labels{"pool": pool}
 	return &PoolCollector{
 		src: src, pool: pool, timeout: timeout,
-		keys:        prometheus.NewDesc(name("", "keys"), "Keys of the pool in each state (ready, cooling, disabled), fleet-wide.", []string{"pool", "state"}, nil),
-		projectKeys: prometheus.NewDesc(name("project", "keys"), "Keys of each project in each state, fleet-wide.", []string{"pool", "project", "state"}, nil),
-		quota:       prometheus.NewDesc(name("project", "quota_used_ratio"), "Calls this minute / GEMINI_RPM and today (Pacific) / GEMINI_RPD, per project; absent without a budget.", []string{"pool", "project", "window"}, nil),
-		paused:      prometheus.NewDesc(name("pool", "paused"), "1 while the whole pool rests after a 429 storm.", []string{"pool"}, nil),
+		keys:        prometheus.NewDesc(name("", "keys"), "Keys of the pool in each state (ready, cooling, disabled), fleet-wide.", []string{"state"}, pl),
+		projectKeys: prometheus.NewDesc(name("project", "keys"), "Keys of each project in each state, fleet-wide.", []string{"project", "state"}, pl),
+		quota:       prometheus.NewDesc(name("project", "quota_used_ratio"), "Calls this minute / GEMINI_RPM and today (Pacific) / GEMINI_RPD, per project; absent without a budget.", []string{"project", "window"}, pl),
+		paused:      prometheus.NewDesc(name("pool", "paused"), "1 while the whole pool rests after a 429 storm.", nil, pl),
 	}
 }
 
@@ -65,22 +68,22 @@ func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
 	}
 	for _, st := range keyStates {
-		gauge(c.keys, float64(s.States[st]), c.pool, string(st))
+		gauge(c.keys, float64(s.States[st]), string(st))
 	}
 	paused := 0.0
 	if s.PausedUntil != nil {
 		paused = 1
 	}
-	gauge(c.paused, paused, c.pool)
+	gauge(c.paused, paused)
 	for _, p := range s.Projects {
 		for _, st := range keyStates {
-			gauge(c.projectKeys, float64(p.States[st]), c.pool, p.Project, string(st))
+			gauge(c.projectKeys, float64(p.States[st]), p.Project, string(st))
 		}
 		if p.RPM > 0 {
-			gauge(c.quota, float64(p.CallsThisMinute)/float64(p.RPM), c.pool, p.Project, "minute")
+			gauge(c.quota, float64(p.CallsThisMinute)/float64(p.RPM), p.Project, "minute")
 		}
 		if p.RPD > 0 {
-			gauge(c.quota, float64(p.CallsToday)/float64(p.RPD), c.pool, p.Project, "day")
+			gauge(c.quota, float64(p.CallsToday)/float64(p.RPD), p.Project, "day")
 		}
 	}
 }

@@ -66,7 +66,7 @@ var (
 // key-pick latency, job runs, jobs by final status, job latency) for a
 // registry to serve. Register them in at most one registry per process.
 func WorkerCollectors() []prometheus.Collector {
-	return []prometheus.Collector{upstreamSeconds, pickSeconds, jobRuns, jobsDone, jobSeconds, keyEvents, keySetDiff}
+	return []prometheus.Collector{upstreamSeconds, pickSeconds, jobRuns, jobsDone, jobSeconds, keyEvents, keySetDiff, tokensTotal, upstreamCalls}
 }
 
 // ObserveUpstream records one upstream call that took d and ended in class:

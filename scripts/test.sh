@@ -1,44 +1,35 @@
 #!/usr/bin/env bash
 # Runs every test against real redis-servers: each test binary starts its own
 # on a free port (internal/redistest), or uses KEYQ_TEST_REDIS_URL if set.
-# Installs Debian's redis-server first if it is missing, and Debian's
-# docker-compose (to validate docker-compose.yml) and prometheus (promtool and
-# a real Prometheus, for deploy/prometheus/) when apt is there.
+# Installs the Debian packages it needs when they are missing (below).
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run Failover ./worker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages the tests use, installed in one apt run when missing:
+# - redis-server: every test talks to a real Redis (required). The package
+#   starts a system-wide server on :6379; the tests never use it.
+# - docker-compose: validates docker-compose.yml (no Docker engine needed).
+# - prometheus: promtool checks deploy/prometheus/ and the dashboard's
+#   queries, and a real prometheus scrapes a real keyq api and worker.
+# - chromium: the /keys console in a real headless browser.
+# Without an optional one (or without apt) its tests skip and say why.
+missing=()
+if [ -z "${KEYQ_TEST_REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then missing+=(redis-server); fi
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+{ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "test.sh: installing Debian's ${missing[*]}" >&2
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+		echo "test.sh: could not install all of ${missing[*]}; the tests that need a missing one skip" >&2
+	fi
+fi
 if [ -z "${KEYQ_TEST_REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
-	echo "test.sh: redis-server not found, installing Debian's package" >&2
-	sudo=""
-	[ "$(id -u)" = 0 ] || sudo="sudo"
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
-	# The package starts a system-wide server on :6379; the tests never use it.
-fi
-
-# docker-compose validates docker-compose.yml (internal/deploytest); no Docker
-# engine is needed. Without it, or without apt, that test skips and says why.
-if ! command -v docker-compose >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-	echo "test.sh: docker-compose not found, installing Debian's package" >&2
-	sudo=""
-	[ "$(id -u)" = 0 ] || sudo="sudo"
-	if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq docker-compose >/dev/null; }; then
-		echo "test.sh: could not install docker-compose; the compose file will not be validated" >&2
-	fi
-fi
-
-# Debian's prometheus package: promtool checks deploy/prometheus/ and the
-# Grafana dashboard's queries, and a real prometheus scrapes a real keyq api
-# and worker (internal/deploytest). Without it those tests skip and say why.
-if { ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; } && command -v apt-get >/dev/null 2>&1; then
-	echo "test.sh: prometheus/promtool not found, installing Debian's package" >&2
-	sudo=""
-	[ "$(id -u)" = 0 ] || sudo="sudo"
-	if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; then
-		echo "test.sh: could not install prometheus; the monitoring files will not be checked" >&2
-	fi
-	# The package may start a system-wide prometheus on :9090; the tests never use it.
+	echo "test.sh: redis-server is required (apt-get install -y redis-server, or set KEYQ_TEST_REDIS_URL)" >&2
+	exit 1
 fi
 
 if [ $# -eq 0 ]; then

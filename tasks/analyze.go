@@ -31,6 +31,7 @@ type AnalyzeCharacter struct {
 	Image       *Image `json:"image,omitempty"`
 	// Language is the BCP 47 tag of the language to answer in. Default "en".
 	Language string `json:"language,omitempty"`
+	JobOptions
 }
 
 // Image is an inline picture of the character.
@@ -93,6 +94,9 @@ func (p *AnalyzeCharacter) Validate() error {
 	}
 	if p.Language != "" && (len(p.Language) > MaxLanguageLen || !languageTag.MatchString(p.Language)) {
 		return fieldErr("language", "must be a language tag such as \"en\" or \"pt-BR\"")
+	}
+	if err := p.JobOptions.Validate(); err != nil {
+		return err
 	}
 	if img := p.Image; img != nil {
 		magic, ok := imageMagic[img.MIMEType]

@@ -1,16 +1,39 @@
 package tasks
 
 import (
+	"encoding/json"
 	"regexp"
 
 	"github.com/hibiken/asynq"
 )
 
-// Result is what a succeeded analyze-character job stores for polling.
+// Result is what a succeeded job stores for polling. The task type's Read
+// fills its own part (Analysis, or Text/JSON/FinishReason/SafetyRatings);
+// the worker fills the rest.
 type Result struct {
-	Analysis CharacterAnalysis `json:"analysis"`
-	Model    string            `json:"model"`
-	Usage    Usage             `json:"usage"`
+	// Analysis is an analyze-character job's answer.
+	Analysis CharacterAnalysis `json:"analysis,omitzero"`
+	// Text is a generate job's answer text, when no JSON was asked for.
+	Text string `json:"text,omitempty"`
+	// JSON is a generate job's answer, parsed, when a schema or
+	// responseMimeType application/json was given.
+	JSON json.RawMessage `json:"json,omitempty"`
+	// FinishReason ("STOP") and SafetyRatings (as Google sent them), for
+	// generate jobs.
+	FinishReason  string          `json:"finish_reason,omitempty"`
+	SafetyRatings json.RawMessage `json:"safety_ratings,omitempty"`
+
+	// Model is the model that answered: a name of GEMINI_MODEL's chain or
+	// the job's own "model".
+	Model string `json:"model"`
+	// ModelVersion is the version Google reports (modelVersion).
+	ModelVersion string `json:"model_version,omitempty"`
+	// ChainPosition is Model's place in the fallback chain, 1 for the
+	// first; 0 for a job that named its model.
+	ChainPosition int `json:"chain_position,omitempty"`
+	// Tier is "flex" for a flex job, else omitted (standard).
+	Tier  string `json:"tier,omitempty"`
+	Usage Usage  `json:"usage"`
 	// Key names the key that served the answer: "#2". Never the key.
 	Key            string `json:"key"`
 	KeyFingerprint string `json:"key_fingerprint"`
@@ -20,11 +43,15 @@ type Result struct {
 	DurationMS int64 `json:"duration_ms"`
 }
 
-// Usage is the model's token count for the answer.
+// Usage is the model's token count for the answer (usageMetadata).
 type Usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
 	CandidatesTokens int `json:"candidates_tokens"`
 	TotalTokens      int `json:"total_tokens"`
+	// ThoughtsTokens are thinking tokens, billed as output.
+	ThoughtsTokens int `json:"thoughts_tokens,omitempty"`
+	// CachedTokens are the part of PromptTokens read from the cache.
+	CachedTokens int `json:"cached_tokens,omitempty"`
 }
 
 // JobError is why a job run failed. Its text, "class: message", is what

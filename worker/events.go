@@ -50,8 +50,8 @@ func NewAlerts(url string, rdb redis.UniversalClient, log *slog.Logger) *Alerts 
 }
 
 // event records what a report changed, in metrics and alerts.
-func (h *Handler) event(key keyring.Key, c keyring.Change, o keyring.Outcome) {
-	pool := h.gem.Model()
+func (h *Handler) event(ring *keyring.Ring, key keyring.Key, c keyring.Change, o keyring.Outcome) {
+	pool := ring.Pool()
 	switch {
 	case c.State == keyring.StateDisabled && strings.Contains(o.Reason, "leaked"):
 		metrics.KeyEvent(pool, EventLeaked)
@@ -71,8 +71,8 @@ func (h *Handler) event(key keyring.Key, c keyring.Change, o keyring.Outcome) {
 }
 
 // noKey alerts that no key of the pool can take a call.
-func (h *Handler) noKey(nk *keyring.NoKeyError) {
-	pool := h.gem.Model()
+func (h *Handler) noKey(ring *keyring.Ring, nk *keyring.NoKeyError) {
+	pool := ring.Pool()
 	h.alerts.send(pool, EventAllCooling, "pool",
 		fmt.Sprintf("keyq: no key of pool %s can take a call now (%s); jobs wait.", pool, nk.Reason))
 }

@@ -20,10 +20,11 @@ import (
 type step int
 
 const (
-	stepSucceed step = iota // the answer is the job's result
-	stepNextKey             // try again with the next key, after the retry delay
-	stepGiveUp              // the run is over, the job runs again later (asynq's retry)
-	stepFail                // the job fails for good: no attempt or run can mend it
+	stepSucceed   step = iota // the answer is the job's result
+	stepNextKey               // try again with the next key, after the retry delay
+	stepGiveUp                // the run is over, the job runs again later (asynq's retry)
+	stepFail                  // the job fails for good: no attempt or run can mend it
+	stepNextModel             // this model cannot answer: the run goes on with the next of the chain
 )
 
 // attempt is what the run knows when it judges an answer.
@@ -32,6 +33,7 @@ type attempt struct {
 	key          string // the key's name, "#2", for messages
 	unusable     int    // earlier answers of this run that could not be used
 	requestBytes int    // size of the request's text, for a token estimate
+	nextModel    bool   // the job's chain has a model after this one
 }
 
 // verdict is the judgement on one answer.
@@ -52,6 +54,7 @@ const (
 	coolNoDetails      = 30 * time.Second // 429 without details; doubles on repeats
 	coolSuspectKey     = 10 * time.Minute // first API_KEY_INVALID
 	coolBilling        = 3 * time.Hour    // 402, prepayment depleted
+	coolSpendCap       = 10 * time.Minute // 429 spend cap: the window Google sums spend over
 	retryInfoJitterMax = 0.1              // share of RetryInfo's delay added at random
 	maxUnusable        = 2                // answers we could not use before the job fails
 )
@@ -72,6 +75,10 @@ func judge(e *gemini.Error, a attempt, now time.Time, jitter float64) verdict {
 		v.alert = alertLocation
 	}
 	switch {
+	case e.Class == gemini.ClassNotFound && a.nextModel:
+		// The model is gone (retired, renamed): the next of the chain may
+		// answer. A job that named its model, or the chain's last, fails.
+		v.step, v.err = stepNextModel, &tasks.JobError{Class: tasks.ErrorClass(e.Class), Message: e.Error()}
 	case tooBigForQuota(e, a.requestBytes):
 		v.step, v.err = stepFail, &tasks.JobError{Class: tasks.ClassTooLarge, Final: true,
 			Message: fmt.Sprintf("the request alone exceeds the project's input tokens per minute (%s): %s", e.QuotaValue, e.Error())}
@@ -95,6 +102,11 @@ func outcomeOf(e *gemini.Error, now time.Time, jitter float64) keyring.Outcome {
 	case gemini.ClassRateLimited:
 		o.Kind = keyring.CoolProject
 		switch {
+		case e.SpendCap():
+			// The project spent its tier's cap within the rolling 10
+			// minutes: every model of it is refused until spend rolls out;
+			// retryDelay and per-minute waits are both too short.
+			o.For = coolSpendCap
 		case e.PerDay():
 			// RPD resets at midnight Pacific; retryDelay means nothing here.
 			o.Until = nextPacificMidnight(now)
@@ -130,6 +142,8 @@ func leaked(e *gemini.Error) bool { return strings.Contains(strings.ToLower(e.Me
 func reasonOf(e *gemini.Error) string {
 	code := statusOrClass(e)
 	switch {
+	case e.SpendCap():
+		return code + " spend cap"
 	case e.PerDay():
 		return code + " PerDay"
 	case strings.Contains(e.QuotaID, "PerMinute"):
@@ -171,4 +185,25 @@ var pacific, _ = time.LoadLocation("America/Los_Angeles") // keyring embeds tzda
 func nextPacificMidnight(now time.Time) time.Time {
 	t := now.In(pacific)
 	return time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, pacific)
+}
+
+// perDayReasons are the keyring's reasons for a pool with no usable key
+// that can mean a per-day limit: projects cooled by a PerDay 429, or at
+// their GEMINI_RPD budget.
+var perDayReasons = []string{"projects cooling down", "projects at their daily budget"}
+
+// judgeNoKey decides whether a model's pool with no usable key should pass
+// the job to the next model of its chain: when the first key is back only
+// at (about) the next Pacific midnight and projects, not keys, are what
+// rest, every project is out of the model's daily quota. Anything shorter
+// is waited for on the same model.
+func judgeNoKey(nk *keyring.NoKeyError, now time.Time) bool {
+	if nk.RetryAfter < 0 {
+		return false
+	}
+	perDay := false
+	for _, r := range perDayReasons {
+		perDay = perDay || strings.HasPrefix(nk.Reason, r)
+	}
+	return perDay && !now.Add(nk.RetryAfter).Before(nextPacificMidnight(now).Add(-time.Minute))
 }

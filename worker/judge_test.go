@@ -146,3 +146,47 @@ func TestRoundsStartAgainOverTheGoodKeys(t *testing.T) {
 		t.Errorf("every key bad: the new round skips %d, want none", s.Len())
 	}
 }
+
+// The steps this issue added: a gone model passes the job on when the
+// chain has more; a spend cap cools the project for the whole window.
+func TestJudgeModelsAndSpend(t *testing.T) {
+	now := time.Date(2026, 11, 28, 15, 4, 5, 0, time.UTC)
+	notFound := &gemini.Error{Class: gemini.ClassNotFound, HTTPStatus: 404, Status: "NOT_FOUND"}
+	if v := judge(notFound, attempt{n: 1, max: 6, nextModel: true}, now, 0); v.step != stepNextModel || v.outcome.Kind != keyring.NoFault {
+		t.Errorf("404 with a next model: %+v", v)
+	}
+	if v := judge(notFound, attempt{n: 1, max: 6}, now, 0); v.step != stepFail || v.err.Class != "not_found" {
+		t.Errorf("404 on the last model: %+v", v)
+	}
+	spend := &gemini.Error{Class: gemini.ClassRateLimited, HTTPStatus: 429, QuotaID: "GenerateContentSpendPerProjectPer10Minutes-PaidTier1", RetryAfter: 41 * time.Second}
+	v := judge(spend, attempt{n: 1, max: 6}, now, 0.5)
+	if v.step != stepNextKey || v.outcome.Kind != keyring.CoolProject || v.outcome.For != coolSpendCap || v.outcome.Reason != "429 spend cap" {
+		t.Errorf("spend cap: %+v", v)
+	}
+	shed := &gemini.Error{Class: gemini.ClassShed, HTTPStatus: 503}
+	if v := judge(shed, attempt{n: 1, max: 6}, now, 0); v.step != stepNextKey || v.outcome.Kind != keyring.NoFault || v.keyBad {
+		t.Errorf("flex shed: %+v", v)
+	}
+	if v := judge(shed, attempt{n: 6, max: 6}, now, 0); v.step != stepGiveUp || v.err.Final {
+		t.Errorf("flex shed on the last attempt must leave the job to its retries: %+v", v)
+	}
+}
+
+func TestJudgeNoKey(t *testing.T) {
+	now := time.Date(2026, 11, 28, 15, 4, 5, 0, time.UTC) // 07:04 Pacific: midnight is 16h56m away
+	toMidnight := nextPacificMidnight(now).Sub(now)
+	for _, tc := range []struct {
+		nk   keyring.NoKeyError
+		next bool
+	}{
+		{keyring.NoKeyError{RetryAfter: toMidnight, Reason: "projects cooling down"}, true},
+		{keyring.NoKeyError{RetryAfter: toMidnight - 10*time.Second, Reason: "projects at their daily budget (GEMINI_RPD)"}, true},
+		{keyring.NoKeyError{RetryAfter: 26 * time.Second, Reason: "projects cooling down"}, false},
+		{keyring.NoKeyError{RetryAfter: toMidnight, Reason: "keys cooling down"}, false},
+		{keyring.NoKeyError{RetryAfter: -1, Reason: "every key is disabled"}, false},
+	} {
+		if got := judgeNoKey(&tc.nk, now); got != tc.next {
+			t.Errorf("%+v: next model %v, want %v", tc.nk, got, tc.next)
+		}
+	}
+}

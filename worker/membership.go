@@ -13,8 +13,8 @@ import (
 // interval. A worker whose key list differs (a rolling reload of the key
 // file, a host with an old secret) only ever uses the keys it holds, and no
 // job fails for it; it says so once, in one clear line, and in the metrics
-// keyq_worker_keys_missing and keyq_worker_keys_extra. Comparing also
-// announces the worker's keys again when Redis lost them.
+// keyq_worker_keys_differ. Comparing also announces the worker's keys
+// again when Redis lost them (for every model's pool).
 func (w *Worker) watchMembership(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -33,14 +33,18 @@ func (w *Worker) watchMembership(ctx context.Context, every time.Duration) {
 // last is what it said the time before, and it returns what it says now.
 func (w *Worker) checkMembership(ctx context.Context, last string) string {
 	h := w.handler
-	m, err := h.ring.Membership(ctx)
+	ring := h.chain[0].Ring // every model's pool holds the same keys
+	for _, mo := range h.Models()[1:] {
+		_, _ = mo.Ring.Membership(ctx) // re-announces the pool if Redis forgot it
+	}
+	m, err := ring.Membership(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			h.log.Debug("could not compare this worker's keys with the fleet's", "err", err)
 		}
 		return last
 	}
-	pool := h.gem.Model()
+	pool := ring.Pool()
 	metrics.SetKeySetDiff(pool, len(m.Missing), len(m.Extra))
 	if !m.Differs() {
 		if last != "" {

@@ -31,7 +31,14 @@ func (h *Handler) probeLoop(ctx context.Context, every time.Duration) {
 }
 
 func (h *Handler) probeDue(ctx context.Context) {
-	due, err := h.ring.DueProbes(ctx)
+	for _, m := range h.Models() {
+		h.probeModel(ctx, m)
+	}
+}
+
+// probeModel probes the due keys of one model's pool, with that model.
+func (h *Handler) probeModel(ctx context.Context, m Model) {
+	due, err := m.Ring.DueProbes(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			h.log.Warn("could not look for key probes", "err", err)
@@ -39,11 +46,11 @@ func (h *Handler) probeDue(ctx context.Context) {
 		return
 	}
 	for _, key := range due {
-		err := h.gem.Probe(ctx, key.Secret())
+		err := m.Client.Probe(ctx, key.Secret())
 		var ge *gemini.Error
 		switch {
 		case err == nil:
-			if err := h.ring.Enable(ctx, key.Fingerprint); err != nil {
+			if err := m.Ring.Enable(ctx, key.Fingerprint); err != nil {
 				h.log.Warn("could not enable a key after a good probe", "key", key, "err", err)
 				continue
 			}

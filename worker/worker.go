@@ -68,7 +68,9 @@ func New(rdb redis.UniversalClient, h *Handler, opts Options) (*Worker, error) {
 	log := cmp.Or(opts.Logger, slog.Default())
 	h.results = results{rdb: rdb, queue: tasks.Queue}
 	h.alerts = opts.Alerts
-	metrics.InitKeyEvents(h.gem.Model(), EventDisabled, EventLeaked, EventCooled, EventPaused)
+	for _, m := range h.Models() {
+		metrics.InitKeyEvents(m.Ring.Pool(), EventDisabled, EventLeaked, EventCooled, EventPaused)
+	}
 	base := cmp.Or(opts.JobRetryDelay, DefaultJobRetryDelay)
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:    cmp.Or(opts.Concurrency, DefaultConcurrency),
@@ -97,7 +99,9 @@ func New(rdb redis.UniversalClient, h *Handler, opts Options) (*Worker, error) {
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
 	mux.Use(metrics.JobMiddleware)
-	mux.Handle(tasks.TypeAnalyzeCharacter, w.handler)
+	for _, k := range tasks.Kinds() { // every registered task type
+		mux.Handle(k.Type, w.handler)
+	}
 	if err := w.srv.Start(mux); err != nil {
 		return err
 	}

@@ -237,7 +237,7 @@ func TestAuthEndToEnd(t *testing.T) {
 	// A key pool as a worker would announce it, for the admin actions.
 	ctx := context.Background()
 	poolKey := "AIzaSyEXAMPLE-auth-test-key-000000000"
-	ring, err := keyring.New(rdb, []keyring.Key{keyring.NewKey(1, poolKey)}, keyringOptions(GeminiEnv{Model: "gemini-2.5-flash"}))
+	ring, err := keyring.New(rdb, []keyring.Key{keyring.NewKey(1, poolKey)}, keyringOptions(GeminiEnv{}, "gemini-2.5-flash"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,6 +359,14 @@ func TestAuthEndToEnd(t *testing.T) {
 					} {
 						refused401(t, m+" "+pp+" with "+name, m, authDo(t, m, base+pp, h, ""), "Basic")
 					}
+				}
+				if !slices.Contains(methods, http.MethodGet) {
+					// A form action (the console's buttons): the right
+					// login without the page's CSRF token is not enough.
+					if got := authDo(t, http.MethodPost, base+pp, http.Header{"Authorization": {"Basic " + basicCreds(authDashUser, authDashPass)}}, ""); got.code != http.StatusForbidden {
+						t.Errorf("POST %s with the dashboard's credentials but no CSRF token: %d %s", pp, got.code, got.body)
+					}
+					continue
 				}
 				if got := authDo(t, http.MethodGet, base+pp, http.Header{"Authorization": {"Basic " + basicCreds(authDashUser, authDashPass)}}, ""); got.code != http.StatusOK {
 					t.Errorf("GET %s with the dashboard's credentials: %d %s", pp, got.code, got.body)

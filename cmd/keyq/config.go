@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,15 +26,18 @@ type RedisEnv struct {
 }
 
 type GeminiEnv struct {
-	APIKey     string        `envconfig:"GEMINI_API_KEY" desc:"Gemini API keys separated by commas, each optionally project:KEY (worker needs this or GEMINI_API_KEY_FILE)"`
-	APIKeyFile string        `envconfig:"GEMINI_API_KEY_FILE" desc:"file with the keys in the same syntax; re-read on SIGHUP and when it changes"`
-	RPM        int           `envconfig:"GEMINI_RPM" desc:"calls per minute allowed per project and model, fleet-wide (0 = no limit)"`
-	RPD        int           `envconfig:"GEMINI_RPD" desc:"calls per day (Pacific) allowed per project and model, fleet-wide (0 = no limit)"`
-	Model      string        `envconfig:"GEMINI_MODEL" desc:"model name"`
-	BaseURL    string        `envconfig:"GEMINI_BASE_URL" desc:"upstream base URL"`
-	Timeout    time.Duration `envconfig:"GEMINI_TIMEOUT" desc:"bound on one upstream call"`
-	Retries    int           `envconfig:"GEMINI_RETRIES" desc:"a job run makes min(GEMINI_RETRIES+1, 2 x keys) attempts"`
-	RetryDelay time.Duration `envconfig:"GEMINI_RETRY_DELAY" desc:"wait before switching to the next key"`
+	APIKey      string        `envconfig:"GEMINI_API_KEY" desc:"Gemini API keys separated by commas, each optionally project:KEY (worker needs this or GEMINI_API_KEY_FILE)"`
+	APIKeyFile  string        `envconfig:"GEMINI_API_KEY_FILE" desc:"file with the keys in the same syntax; re-read on SIGHUP and when it changes"`
+	RPM         int           `envconfig:"GEMINI_RPM" desc:"calls per minute allowed per project and model, fleet-wide (0 = no limit)"`
+	RPD         int           `envconfig:"GEMINI_RPD" desc:"calls per day (Pacific) allowed per project and model, fleet-wide (0 = no limit)"`
+	Model       string        `envconfig:"GEMINI_MODEL" desc:"model fallback chain, comma-separated: a job moves on when a model is gone (404) or out of daily quota on every project"`
+	Allowed     string        `envconfig:"GEMINI_MODELS_ALLOWED" desc:"models a job may name in \"model\" (default: the chain)"`
+	Thinking    string        `envconfig:"GEMINI_THINKING" desc:"thinking per model family: 2.5=<budget>,3=<minimal|low|medium|high>; longest family prefix wins"`
+	FlexTimeout time.Duration `envconfig:"GEMINI_TIMEOUT_FLEX" desc:"bound on one flex upstream call"`
+	BaseURL     string        `envconfig:"GEMINI_BASE_URL" desc:"upstream base URL"`
+	Timeout     time.Duration `envconfig:"GEMINI_TIMEOUT" desc:"bound on one upstream call"`
+	Retries     int           `envconfig:"GEMINI_RETRIES" desc:"a job run makes min(GEMINI_RETRIES+1, 2 x keys) attempts"`
+	RetryDelay  time.Duration `envconfig:"GEMINI_RETRY_DELAY" desc:"wait before switching to the next key"`
 }
 
 type JobEnv struct {
@@ -63,7 +67,8 @@ func (l LogEnv) logSettings() LogEnv { return l }
 func defaultRedisEnv() RedisEnv { return RedisEnv{URL: redisconn.DefaultURL} }
 
 func defaultGeminiEnv() GeminiEnv {
-	return GeminiEnv{Model: gemini.DefaultModel, BaseURL: gemini.DefaultBaseURL, Timeout: gemini.DefaultTimeout,
+	return GeminiEnv{Model: gemini.DefaultModels, Thinking: gemini.DefaultThinking, FlexTimeout: gemini.DefaultFlexTimeout,
+		BaseURL: gemini.DefaultBaseURL, Timeout: gemini.DefaultTimeout,
 		Retries: worker.DefaultRetries, RetryDelay: worker.DefaultRetryDelay}
 }
 
@@ -88,8 +93,14 @@ func checkRedisURL(s string) error {
 
 func (g GeminiEnv) validate() error {
 	var errs []error
-	if strings.TrimSpace(g.Model) == "" {
-		errs = append(errs, errors.New("GEMINI_MODEL must not be empty"))
+	if _, _, err := g.models(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := gemini.ParseThinking(g.Thinking); err != nil {
+		errs = append(errs, fmt.Errorf("GEMINI_THINKING %w", err))
+	}
+	if g.FlexTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("GEMINI_TIMEOUT_FLEX must be positive, like 15m (got %s)", g.FlexTimeout))
 	}
 	if err := gemini.CheckBaseURL(g.BaseURL); err != nil {
 		errs = append(errs, fmt.Errorf("GEMINI_BASE_URL %w", err))
@@ -178,4 +189,26 @@ func (l LogEnv) validate() error {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT must be text or json (got %q)", l.Format))
 	}
 	return errors.Join(errs...)
+}
+
+// models returns the chain (GEMINI_MODEL) and every model a job may name
+// (GEMINI_MODELS_ALLOWED, default the chain), the chain's first.
+func (g GeminiEnv) models() (chain, all []string, err error) {
+	if chain, err = gemini.ParseModels(g.Model); err != nil {
+		return nil, nil, fmt.Errorf("GEMINI_MODEL: %w", err)
+	}
+	all = append([]string(nil), chain...)
+	if strings.TrimSpace(g.Allowed) == "" {
+		return chain, all, nil
+	}
+	allowed, err := gemini.ParseModels(g.Allowed)
+	if err != nil {
+		return nil, nil, fmt.Errorf("GEMINI_MODELS_ALLOWED: %w", err)
+	}
+	for _, m := range allowed {
+		if !slices.Contains(all, m) {
+			all = append(all, m)
+		}
+	}
+	return chain, all, nil
 }

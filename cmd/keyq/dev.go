@@ -11,8 +11,10 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyq/keyq/api"
 	"github.com/keyq/keyq/internal/redisconn"
 	"github.com/keyq/keyq/metrics"
+	keyusage "github.com/keyq/keyq/usage"
 )
 
 // simulatedKeys stand in for real keys when GEMINI_API_KEY is unset.
@@ -79,7 +81,8 @@ func (c *devConfig) run(ctx context.Context, log *slog.Logger) error {
 	// The worker's metrics join the API's on /metrics: one process, one
 	// scrape (keyq dev has no WORKER_METRICS_ADDR).
 	ops := apiOps{APIAuthEnv: c.APIAuthEnv, DashboardEnv: c.DashboardEnv, collectors: metrics.WorkerCollectors()}
-	return serveAPI(ctx, rdb, PoolEnv{Model: c.Model, RPM: c.RPM, RPD: c.RPD, PerKeyMetrics: c.PerKeyMetrics}, c.APIEnv, c.JobEnv, ops, log)
+	me := modelEnv{GeminiEnv: c.GeminiEnv, PerKeyMetrics: c.PerKeyMetrics, FlexTimeout: api.DefaultJobTimeoutFlex, Prices: keyusage.DefaultPrices}
+	return serveAPI(ctx, rdb, me, c.APIEnv, c.JobEnv, ops, log)
 }
 
 // redis opens REDIS_URL, or an embedded Redis when it is unset.

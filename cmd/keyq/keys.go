@@ -53,7 +53,10 @@ func notifyHUP() chan os.Signal {
 // watchKeyFile re-reads GEMINI_API_KEY_FILE on SIGHUP and when its content
 // changes, and swaps the ring's keys without a restart. A bad file is logged
 // and the keys in use stay.
-func watchKeyFile(ctx context.Context, g GeminiEnv, ring *keyring.Ring, scrub *redact.Pool, sum []byte, hup chan os.Signal, log *slog.Logger) {
+func watchKeyFile(ctx context.Context, g GeminiEnv, ring interface {
+	Keys() []keyring.Key
+	SetKeys(context.Context, []keyring.Key) error
+}, scrub *redact.Pool, sum []byte, hup chan os.Signal, log *slog.Logger) {
 	defer signal.Stop(hup)
 	tick := time.NewTicker(keyFileCheck)
 	defer tick.Stop()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyq/keyq/gemini"
 	"github.com/keyq/keyq/gemini/geminifake"
 	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/redistest"
@@ -33,7 +34,7 @@ func TestKeyFileReload(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := startCmd(t, ctx, "worker")
 	t.Cleanup(func() { cancel(); <-p.done })
-	admin := keyring.NewAdmin(rdb, keyringOptions(GeminiEnv{Model: "gemini-2.5-flash"}))
+	admin := keyring.NewAdmin(rdb, keyringOptions(GeminiEnv{}, gemini.DefaultModel))
 	statuses := func() []keyring.Status {
 		st, err := admin.Statuses(context.Background())
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/keyq/keyq/internal/redact"
 	"github.com/keyq/keyq/internal/redisconn"
 	"github.com/keyq/keyq/keyring"
+	keyusage "github.com/keyq/keyq/usage"
 	"github.com/keyq/keyq/worker"
 )
 
@@ -76,26 +77,36 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 	scrub.Set(secrets(keys))
 	log = slog.New(scrub.Handler(log.Handler()))
 	log.Info(fmt.Sprintf("Loaded %d Gemini API keys for load balancing", len(keys)), "keys", keys)
-	ring, err := keyring.New(rdb, keys, keyringOptions(g))
-	if err != nil {
-		return nil, configError{err}
-	}
-	if g.APIKeyFile != "" {
-		go watchKeyFile(ctx, g, ring, scrub, sum, notifyHUP(), log)
-	}
-	if err := ring.Announce(ctx); err != nil {
-		log.Warn("could not announce the keys to Redis; /api/keys will not show them until it can", "err", err)
-	}
+	chain, all, _ := g.models() // validated
+	thinking, _ := gemini.ParseThinking(g.Thinking)
 	// Keep as many idle connections as calls can be in flight: Go's default
 	// of 2 per host would open (and TLS-handshake) a new one for most calls.
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = wc.Concurrency
-	gem, err := gemini.New(gemini.Options{BaseURL: g.BaseURL, Model: g.Model, Timeout: g.Timeout,
-		HTTPClient: &http.Client{Transport: transport}, Redact: scrub.String})
-	if err != nil {
-		return nil, configError{err}
+	hc := &http.Client{Transport: transport}
+	var models []worker.Model
+	var rs rings
+	for _, name := range all {
+		// One pool per model: Gemini's quotas are per project and model.
+		ring, err := keyring.New(rdb, keys, keyringOptions(g, name))
+		if err != nil {
+			return nil, configError{err}
+		}
+		if err := ring.Announce(ctx); err != nil {
+			log.Warn("could not announce the keys to Redis; /api/keys will not show them until it can", "model", name, "err", err)
+		}
+		gem, err := gemini.New(gemini.Options{BaseURL: g.BaseURL, Model: name, Timeout: g.Timeout, FlexTimeout: g.FlexTimeout,
+			Thinking: thinking, HTTPClient: hc, Redact: scrub.String})
+		if err != nil {
+			return nil, configError{err}
+		}
+		models, rs = append(models, worker.Model{Client: gem, Ring: ring}), append(rs, ring)
 	}
-	h, err := worker.NewHandler(gem, ring, worker.HandlerOptions{Retries: g.retries(), RetryDelay: g.RetryDelay, Logger: log})
+	if g.APIKeyFile != "" {
+		go watchKeyFile(ctx, g, rs, scrub, sum, notifyHUP(), log)
+	}
+	h, err := worker.NewHandler(models[0].Client, models[0].Ring, worker.HandlerOptions{Retries: g.retries(), RetryDelay: g.RetryDelay,
+		Logger: log, Fallbacks: models[1:len(chain)], Extra: models[len(chain):], Usage: keyusage.NewStore(rdb, "")})
 	if err != nil {
 		return nil, err
 	}
@@ -103,8 +114,8 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 	if watch.Down() {
 		ready = "worker started; it takes jobs once Redis answers"
 	}
-	log.Info(ready, "concurrency", wc.Concurrency, "model", g.Model, "attempts_per_run", h.MaxAttempts(),
-		"projects", ring.Projects(), "rpm", g.RPM, "rpd", g.RPD)
+	log.Info(ready, "concurrency", wc.Concurrency, "models", strings.Join(chain, ","), "allowed", strings.Join(all, ","),
+		"attempts_per_run", h.MaxAttempts(), "projects", models[0].Ring.Projects(), "rpm", g.RPM, "rpd", g.RPD)
 	return worker.New(rdb, h, worker.Options{
 		Concurrency:   wc.Concurrency,
 		JobRetryDelay: wc.JobRetryDelay,
@@ -136,6 +147,20 @@ func watchRedis(ctx context.Context, rdb redis.UniversalClient, rawURL string, l
 
 // keyringOptions names the pool after the model: Gemini's quotas are per
 // project and model, and so are keyq's cooldowns and budgets.
-func keyringOptions(g GeminiEnv) keyring.Options {
-	return keyring.Options{Pool: g.Model, RPM: g.RPM, RPD: g.RPD}
+func keyringOptions(g GeminiEnv, model string) keyring.Options {
+	return keyring.Options{Pool: model, RPM: g.RPM, RPD: g.RPD}
+}
+
+// rings are the pools of every model, reloaded together.
+type rings []*keyring.Ring
+
+func (rs rings) Keys() []keyring.Key { return rs[0].Keys() }
+
+func (rs rings) SetKeys(ctx context.Context, keys []keyring.Key) error {
+	for _, r := range rs {
+		if err := r.SetKeys(ctx, keys); err != nil {
+			return err
+		}
+	}
+	return nil
 }

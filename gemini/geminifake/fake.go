@@ -64,20 +64,40 @@ func FixtureReply(name string) Reply {
 	return Reply{Status: status, Body: body}
 }
 
-// OK returns a 200 generateContent answer with text, finishReason STOP and
-// some usage numbers.
+// OK returns a 200 generateContent answer with text, finishReason STOP, a
+// safety rating and usage numbers: 10 prompt tokens of which 4 cached, 3
+// thinking tokens, and about a token per 4 bytes of text.
 func OK(text string) Reply {
 	out := len(text)/4 + 1
 	body, _ := json.Marshal(map[string]any{
 		"candidates": []any{map[string]any{
-			"content":      map[string]any{"role": "model", "parts": []any{map[string]any{"text": text}}},
-			"finishReason": "STOP",
-			"index":        0,
+			"content":       map[string]any{"role": "model", "parts": []any{map[string]any{"text": text}}},
+			"finishReason":  "STOP",
+			"index":         0,
+			"safetyRatings": []any{map[string]string{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "NEGLIGIBLE"}},
 		}},
-		"usageMetadata": map[string]int{"promptTokenCount": 10, "candidatesTokenCount": out, "totalTokenCount": 10 + out},
-		"modelVersion":  "geminifake",
+		"usageMetadata": map[string]int{"promptTokenCount": 10, "candidatesTokenCount": out, "totalTokenCount": 10 + out + 3,
+			"thoughtsTokenCount": 3, "cachedContentTokenCount": 4},
+		"modelVersion": "geminifake",
 	})
 	return Reply{Status: http.StatusOK, Body: body}
+}
+
+// Usage is an answer's usageMetadata, as the fake sent it.
+type Usage struct {
+	Prompt     int `json:"promptTokenCount"`
+	Candidates int `json:"candidatesTokenCount"`
+	Total      int `json:"totalTokenCount"`
+	Thoughts   int `json:"thoughtsTokenCount"`
+	Cached     int `json:"cachedContentTokenCount"`
+}
+
+func usageOf(body []byte) Usage {
+	var w struct {
+		UsageMetadata Usage `json:"usageMetadata"`
+	}
+	_ = json.Unmarshal(body, &w)
+	return w.UsageMetadata
 }
 
 // Call is one request the upstream received.
@@ -90,6 +110,7 @@ type Call struct {
 	At     time.Time
 	Status int    // status answered; 0 if the client went away first
 	Body   []byte // request body
+	Usage  Usage  // the usageMetadata answered (zero for errors)
 }
 
 // Options configure an Upstream.
@@ -108,6 +129,7 @@ type Upstream struct {
 	mu      sync.Mutex
 	scripts map[string][]Reply
 	always  map[string]Reply
+	models  map[string]Reply
 	calls   []Call
 }
 
@@ -116,7 +138,7 @@ func New(opts Options) *Upstream {
 	if opts.Respond == nil {
 		opts.Respond = func(string, []byte) Reply { return FixtureReply("200_ok_json") }
 	}
-	return &Upstream{opts: opts, scripts: map[string][]Reply{}, always: map[string]Reply{}}
+	return &Upstream{opts: opts, scripts: map[string][]Reply{}, always: map[string]Reply{}, models: map[string]Reply{}}
 }
 
 // Script queues replies for key's generateContent calls, consumed in order;
@@ -135,6 +157,15 @@ func (u *Upstream) Always(key string, r Reply) {
 	u.always[key] = r
 }
 
+// AlwaysModel makes every call for model (generateContent and probe),
+// whatever its key, answer r: a retired model's 404, say. It comes before
+// scripts and Always replies.
+func (u *Upstream) AlwaysModel(model string, r Reply) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.models[model] = r
+}
+
 // Calls returns a copy of the calls received, in arrival order.
 func (u *Upstream) Calls() []Call {
 	u.mu.Lock()
@@ -148,6 +179,7 @@ func (u *Upstream) Reset() {
 	defer u.mu.Unlock()
 	clear(u.scripts)
 	clear(u.always)
+	clear(u.models)
 	u.calls = nil
 }
 
@@ -182,6 +214,8 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply = FixtureReply("404_model_not_found")
 	case key == "":
 		reply = FixtureReply("401_unauthenticated")
+	case u.models[model].Body != nil:
+		reply = u.models[model]
 	case isProbe:
 		reply = Reply{Status: http.StatusOK, Body: fmt.Appendf(nil, `{"name":"models/%s"}`, model)}
 		if a, ok := u.always[key]; ok && slices.Contains([]int{400, 401, 402, 403}, a.Status) {
@@ -217,6 +251,9 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(reply.Body)
 	u.mu.Lock()
 	u.calls[i].Status = status
+	if status == http.StatusOK && isGenerate {
+		u.calls[i].Usage = usageOf(reply.Body)
+	}
 	u.mu.Unlock()
 }
 

@@ -12,10 +12,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyq/keyq/gemini"
 	"github.com/keyq/keyq/gemini/geminifake"
 	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/redistest"
 	"github.com/keyq/keyq/internal/testutil"
+	"github.com/keyq/keyq/keyring"
 )
 
 // A worker killed with SIGKILL in the middle of a 3 s Gemini call: asynq's
@@ -117,23 +119,15 @@ func TestWorkerKilledMidJob(t *testing.T) {
 func budgets(t *testing.T, rdb *redis.Client) (rpm, rpd, rr int) {
 	t.Helper()
 	ctx := context.Background()
-	for _, k := range scanKeys(t, rdb, "keyq:{gemini-2.5-flash}:proj:*") {
-		switch {
-		case strings.HasSuffix(k, ":rpm"):
-			n, err := rdb.ZCard(ctx, k).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rpm += int(n)
-		case strings.Contains(k, ":rpd:"):
-			n, err := rdb.Get(ctx, k).Int()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rpd += n
-		}
+	sum, err := keyring.NewAdmin(rdb, keyring.Options{Pool: gemini.DefaultModel}).Summary(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	rr, err := rdb.Get(ctx, "keyq:{gemini-2.5-flash}:rr").Int()
+	for _, p := range sum.Projects {
+		rpm += p.CallsThisMinute
+		rpd += p.CallsToday
+	}
+	rr, err = rdb.Get(ctx, "keyq:{"+gemini.DefaultModel+"}:rr").Int()
 	if err != nil {
 		t.Fatal(err)
 	}
