@@ -21,18 +21,22 @@ const (
 	CodeInternal         = "internal"
 	CodeUnauthorized     = "unauthorized"
 	CodeForbidden        = "forbidden"
+	// CodeIdempotencyKeyReused: an Idempotency-Key sent again with a
+	// different request.
+	CodeIdempotencyKeyReused = "idempotency_key_reused"
 )
 
 var httpStatus = map[string]int{
-	CodeInvalidRequest:   http.StatusBadRequest,
-	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
-	CodeTooLarge:         http.StatusRequestEntityTooLarge,
-	CodeNotFound:         http.StatusNotFound,
-	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
-	CodeUnavailable:      http.StatusServiceUnavailable,
-	CodeInternal:         http.StatusInternalServerError,
-	CodeUnauthorized:     http.StatusUnauthorized,
-	CodeForbidden:        http.StatusForbidden,
+	CodeInvalidRequest:       http.StatusBadRequest,
+	CodeUnsupportedMedia:     http.StatusUnsupportedMediaType,
+	CodeTooLarge:             http.StatusRequestEntityTooLarge,
+	CodeNotFound:             http.StatusNotFound,
+	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	CodeUnavailable:          http.StatusServiceUnavailable,
+	CodeInternal:             http.StatusInternalServerError,
+	CodeUnauthorized:         http.StatusUnauthorized,
+	CodeForbidden:            http.StatusForbidden,
+	CodeIdempotencyKeyReused: http.StatusUnprocessableEntity,
 }
 
 // Error is an API error as clients see it.

@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -37,6 +39,7 @@ func FuzzAnalyzeCharacterRequest(f *testing.F) {
 		{`{"name":"Sherlock Holmes","description":"A consulting detective in London.","language":"en"}`, ct, ""},
 		{`{"name":"Sherlock Holmes"}`, ct, "idem-1"},
 		{`{"name":"Sherlock Holmes"}`, "application/json; charset=utf-8", "idem-1"},
+		{`{"name":"Mycroft Holmes"}`, ct, "idem-1"}, // the key again, another request: 422
 		{`{"name":"Irene","image":{"mime_type":"image/png","data":"iVBORw0KGgoAAAANSUhEUg=="}}`, ct, ""},
 		{`{"name":"Irene","image":{"mime_type":"image/gif","data":"R0lGODlh"}}`, ct, ""},
 		{`{"name":"Irene","image":{"mime_type":"image/jpeg","data":"data:image/jpeg;base64,/9j/"}}`, ct, ""},
@@ -96,6 +99,17 @@ func FuzzAnalyzeCharacterRequest(f *testing.F) {
 			if _, err := tasks.ParseAnalyzeCharacter(info.Payload); err != nil {
 				t.Fatalf("accepted job %s has a payload the worker refuses: %v (%q)", a.ID, err, info.Payload)
 			}
+		case http.StatusUnprocessableEntity:
+			// A valid request whose Idempotency-Key an earlier input used
+			// for another request.
+			id := openJobID(idem)
+			info, err := inspect.GetTaskInfo(tasks.Queue, id)
+			if !ok || idem == "" || err != nil {
+				t.Fatalf("422 for body %q, Idempotency-Key %q (job %s: %v): %s", body, idem, id, err, got)
+			}
+			if want := normalized(body); bytes.Equal(info.Payload, want) {
+				t.Fatalf("422 for the request that made job %s: %q: %s", id, body, got)
+			}
 		default:
 			if res.StatusCode >= 500 || res.StatusCode < 400 {
 				t.Fatalf("status %d for body %q, Content-Type %q, Idempotency-Key %q: %s", res.StatusCode, body, ctype, idem, got)
@@ -120,6 +134,21 @@ func FuzzAnalyzeCharacterRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// openJobID is the job id of an Idempotency-Key on an API without tokens.
+func openJobID(idem string) string {
+	sum := sha256.Sum256([]byte(tasks.TypeAnalyzeCharacter + "\x00" + idem))
+	return hex.EncodeToString(sum[:16])
+}
+
+// normalized is the payload a valid body is queued as.
+func normalized(body []byte) []byte {
+	var p tasks.AnalyzeCharacter
+	_ = json.Unmarshal(body, &p)
+	p.Normalize()
+	b, _ := json.Marshal(p)
+	return b
 }
 
 // acceptable is the oracle: what the API must accept, decided from the
