@@ -10,7 +10,10 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
@@ -62,6 +65,16 @@ func FuzzAnalyzeCharacterRequest(f *testing.F) {
 		{`{"name":"a"}`, ct, string(bytes.Repeat([]byte("k"), 256))},
 		{`{"name":"\xff"}`, ct, ""},
 		{`{"name":"\ud800"}`, ct, ""},
+		{`{"name":"\udc00x"}`, ct, ""},
+		{`{"name":"\ud83d\ude00"}`, ct, ""},
+		{`{"name":"\ud83d\u0041"}`, ct, ""},
+		{`{"name":"a\\ud800"}`, ct, ""},
+		{`{"name":"x","name":"y"}`, ct, ""},
+		{`{"name":"x","NAME":"y"}`, ct, ""},
+		{`{"n\u0061me":"x","name":"y"}`, ct, ""},
+		{`{"name":"x","image":{"mime_type":"image/png","data":"iVBORw0KGgoAAAANSUhEUg==","mime_type":"image/png"}}`, ct, ""},
+		{`{"name":"x","image":{"mime_type":"image/png","data":"iVBORw0KGgoAAAANSUhEUg==","foo":1}}`, ct, ""},
+		{`{"name":"x","image":{"MIME_TYPE":"image/png","data":"iVBORw0KGgoAAAANSUhEUg=="}}`, ct, ""},
 		{string(bytes.Repeat([]byte("["), 10000)), ct, ""},
 		{``, ct, ""},
 		{`{"name":1e999}`, ct, ""},
@@ -168,6 +181,9 @@ func acceptable(body []byte, ctype, idem string) bool {
 	if mt, _, err := mime.ParseMediaType(ctype); err != nil || mt != "application/json" || !utf8.Valid(body) {
 		return false
 	}
+	if !plainJSON(body) {
+		return false
+	}
 	var p tasks.AnalyzeCharacter
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -184,4 +200,98 @@ func acceptable(body []byte, ctype, idem string) bool {
 	}
 	_, err = tasks.ParseAnalyzeCharacter(b)
 	return err == nil
+}
+
+// plainJSON walks the tokens of body's first JSON value and says whether
+// it is free of what the API refuses although encoding/json would take it:
+// an object key given twice (without regard to case, as encoding/json
+// matches fields), and an escaped lone UTF-16 surrogate in a string. It
+// says true for what it cannot read: the decoder judges that.
+func plainJSON(body []byte) bool {
+	type object struct {
+		keys      []string
+		expectKey bool
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var stack []*object // nil for an array
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1] != nil {
+			stack[n-1].expectKey = true
+		}
+	}
+	for {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return true
+		}
+		switch tok := tok.(type) {
+		case json.Delim:
+			switch tok {
+			case '{':
+				stack = append(stack, &object{expectKey: true})
+			case '[':
+				stack = append(stack, nil)
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+		case string:
+			raw := body[start:dec.InputOffset()]
+			if strings.ContainsRune(tok, utf8.RuneError) && loneSurrogate(raw[bytes.IndexByte(raw, '"'):]) {
+				return false
+			}
+			if n := len(stack); n > 0 && stack[n-1] != nil && stack[n-1].expectKey {
+				o := stack[n-1]
+				for _, k := range o.keys {
+					if strings.EqualFold(k, tok) {
+						return false
+					}
+				}
+				o.keys = append(o.keys, tok)
+				o.expectKey = false
+				continue
+			}
+			valueDone()
+		default:
+			valueDone()
+		}
+		if len(stack) == 0 {
+			return true
+		}
+	}
+}
+
+// loneSurrogate reports a \uXXXX escape of half a surrogate pair without
+// its other half in the JSON string raw (quotes included).
+func loneSurrogate(raw []byte) bool {
+	s := string(raw)
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		if i+1 < len(s) && s[i+1] != 'u' {
+			i++
+			continue
+		}
+		if i+6 > len(s) {
+			return false
+		}
+		r, err := strconv.ParseUint(s[i+2:i+6], 16, 32)
+		if err != nil {
+			return false
+		}
+		if utf16.IsSurrogate(rune(r)) {
+			if r >= 0xdc00 || i+12 > len(s) || s[i+6:i+8] != "\\u" {
+				return true
+			}
+			r2, err := strconv.ParseUint(s[i+8:i+12], 16, 32)
+			if err != nil || utf16.DecodeRune(rune(r), rune(r2)) == utf8.RuneError {
+				return true
+			}
+			i += 6
+		}
+		i += 5
+	}
+	return false
 }
