@@ -47,6 +47,7 @@ type Server struct {
 	log       *slog.Logger
 	keys      KeyAdmin
 	handler   http.Handler
+	maxConns  int
 
 	tokens       secrets
 	corsPolicy   corsPolicy
@@ -78,6 +79,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 		retention: cmp.Or(opts.JobRetention, DefaultJobRetention),
 		log:       cmp.Or(opts.Logger, slog.Default()),
 		keys:      opts.Keys,
+		maxConns:  cmp.Or(opts.MaxConns, DefaultMaxConns),
 	}
 	s.corsPolicy, _ = newCORSPolicy(opts.CORSOrigins) // validated
 	s.tokens = newSecrets(opts.Tokens)
