@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 )
@@ -18,7 +19,8 @@ import (
 const maxBody = 10 << 20
 
 // decodeJSON reads one JSON object into v, refusing other content types,
-// oversize bodies, unknown fields and trailing data with errors that say
+// oversize bodies, invalid UTF-8 (raw, or an escaped lone surrogate),
+// unknown fields, keys given twice and trailing data with errors that say
 // what to fix.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -36,10 +38,24 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if errors.As(err, new(*json.SyntaxError)) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return jsonError(err)
+		}
+		// The first value is well-formed (the decoder reads it whole
+		// before it decodes): checkJSON can say where the problem is,
+		// e.g. image.foo for an unknown field the decoder calls "foo".
+		if e := checkJSON(body, reflect.TypeOf(v)); e != nil {
+			return e
+		}
 		return jsonError(err)
 	}
 	if err := dec.Decode(&struct{}{}); err != io.EOF {
 		return &Error{Code: CodeInvalidRequest, Message: "the body must hold one JSON object and nothing after it"}
+	}
+	// What encoding/json accepts quietly: lone surrogates, keys given
+	// twice.
+	if e := checkJSON(body, reflect.TypeOf(v)); e != nil {
+		return e
 	}
 	return nil
 }

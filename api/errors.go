@@ -26,19 +26,23 @@ const (
 	// CodeQuotaExceeded: the caller's API token spent its daily cap
 	// (API_TOKEN_CAPS); Retry-After says when the Pacific day ends.
 	CodeQuotaExceeded = "quota_exceeded"
+	// CodeIdempotencyKeyReused: an Idempotency-Key sent again with a
+	// different request.
+	CodeIdempotencyKeyReused = "idempotency_key_reused"
 )
 
 var httpStatus = map[string]int{
-	CodeInvalidRequest:   http.StatusBadRequest,
-	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
-	CodeTooLarge:         http.StatusRequestEntityTooLarge,
-	CodeNotFound:         http.StatusNotFound,
-	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
-	CodeUnavailable:      http.StatusServiceUnavailable,
-	CodeInternal:         http.StatusInternalServerError,
-	CodeUnauthorized:     http.StatusUnauthorized,
-	CodeForbidden:        http.StatusForbidden,
-	CodeQuotaExceeded:    http.StatusTooManyRequests,
+	CodeInvalidRequest:       http.StatusBadRequest,
+	CodeUnsupportedMedia:     http.StatusUnsupportedMediaType,
+	CodeTooLarge:             http.StatusRequestEntityTooLarge,
+	CodeNotFound:             http.StatusNotFound,
+	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	CodeUnavailable:          http.StatusServiceUnavailable,
+	CodeInternal:             http.StatusInternalServerError,
+	CodeUnauthorized:         http.StatusUnauthorized,
+	CodeForbidden:            http.StatusForbidden,
+	CodeQuotaExceeded:        http.StatusTooManyRequests,
+	CodeIdempotencyKeyReused: http.StatusUnprocessableEntity,
 }
 
 // Error is an API error as clients see it.

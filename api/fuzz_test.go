@@ -2,13 +2,18 @@ package api_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
@@ -37,6 +42,7 @@ func FuzzAnalyzeCharacterRequest(f *testing.F) {
 		{`{"name":"Sherlock Holmes","description":"A consulting detective in London.","language":"en"}`, ct, ""},
 		{`{"name":"Sherlock Holmes"}`, ct, "idem-1"},
 		{`{"name":"Sherlock Holmes"}`, "application/json; charset=utf-8", "idem-1"},
+		{`{"name":"Mycroft Holmes"}`, ct, "idem-1"}, // the key again, another request: 422
 		{`{"name":"Irene","image":{"mime_type":"image/png","data":"iVBORw0KGgoAAAANSUhEUg=="}}`, ct, ""},
 		{`{"name":"Irene","image":{"mime_type":"image/gif","data":"R0lGODlh"}}`, ct, ""},
 		{`{"name":"Irene","image":{"mime_type":"image/jpeg","data":"data:image/jpeg;base64,/9j/"}}`, ct, ""},
@@ -59,6 +65,16 @@ func FuzzAnalyzeCharacterRequest(f *testing.F) {
 		{`{"name":"a"}`, ct, string(bytes.Repeat([]byte("k"), 256))},
 		{`{"name":"\xff"}`, ct, ""},
 		{`{"name":"\ud800"}`, ct, ""},
+		{`{"name":"\udc00x"}`, ct, ""},
+		{`{"name":"\ud83d\ude00"}`, ct, ""},
+		{`{"name":"\ud83d\u0041"}`, ct, ""},
+		{`{"name":"a\\ud800"}`, ct, ""},
+		{`{"name":"x","name":"y"}`, ct, ""},
+		{`{"name":"x","NAME":"y"}`, ct, ""},
+		{`{"n\u0061me":"x","name":"y"}`, ct, ""},
+		{`{"name":"x","image":{"mime_type":"image/png","data":"iVBORw0KGgoAAAANSUhEUg==","mime_type":"image/png"}}`, ct, ""},
+		{`{"name":"x","image":{"mime_type":"image/png","data":"iVBORw0KGgoAAAANSUhEUg==","foo":1}}`, ct, ""},
+		{`{"name":"x","image":{"MIME_TYPE":"image/png","data":"iVBORw0KGgoAAAANSUhEUg=="}}`, ct, ""},
 		{string(bytes.Repeat([]byte("["), 10000)), ct, ""},
 		{``, ct, ""},
 		{`{"name":1e999}`, ct, ""},
@@ -96,6 +112,17 @@ func FuzzAnalyzeCharacterRequest(f *testing.F) {
 			if _, err := tasks.ParseAnalyzeCharacter(info.Payload); err != nil {
 				t.Fatalf("accepted job %s has a payload the worker refuses: %v (%q)", a.ID, err, info.Payload)
 			}
+		case http.StatusUnprocessableEntity:
+			// A valid request whose Idempotency-Key an earlier input used
+			// for another request.
+			id := openJobID(idem)
+			info, err := inspect.GetTaskInfo(tasks.Queue, id)
+			if !ok || idem == "" || err != nil {
+				t.Fatalf("422 for body %q, Idempotency-Key %q (job %s: %v): %s", body, idem, id, err, got)
+			}
+			if want := normalized(body); bytes.Equal(info.Payload, want) {
+				t.Fatalf("422 for the request that made job %s: %q: %s", id, body, got)
+			}
 		default:
 			if res.StatusCode >= 500 || res.StatusCode < 400 {
 				t.Fatalf("status %d for body %q, Content-Type %q, Idempotency-Key %q: %s", res.StatusCode, body, ctype, idem, got)
@@ -122,6 +149,21 @@ func FuzzAnalyzeCharacterRequest(f *testing.F) {
 	})
 }
 
+// openJobID is the job id of an Idempotency-Key on an API without tokens.
+func openJobID(idem string) string {
+	sum := sha256.Sum256([]byte(tasks.TypeAnalyzeCharacter + "\x00" + idem))
+	return hex.EncodeToString(sum[:16])
+}
+
+// normalized is the payload a valid body is queued as.
+func normalized(body []byte) []byte {
+	var p tasks.AnalyzeCharacter
+	_ = json.Unmarshal(body, &p)
+	p.Normalize()
+	b, _ := json.Marshal(p)
+	return b
+}
+
 // acceptable is the oracle: what the API must accept, decided from the
 // contract (tasks) rather than the handler's code: application/json, an
 // Idempotency-Key of printable ASCII up to 255 bytes, valid UTF-8 holding
@@ -137,6 +179,9 @@ func acceptable(body []byte, ctype, idem string) bool {
 		}
 	}
 	if mt, _, err := mime.ParseMediaType(ctype); err != nil || mt != "application/json" || !utf8.Valid(body) {
+		return false
+	}
+	if !plainJSON(body) {
 		return false
 	}
 	var p tasks.AnalyzeCharacter
@@ -155,4 +200,98 @@ func acceptable(body []byte, ctype, idem string) bool {
 	}
 	_, err = tasks.ParseAnalyzeCharacter(b)
 	return err == nil
+}
+
+// plainJSON walks the tokens of body's first JSON value and says whether
+// it is free of what the API refuses although encoding/json would take it:
+// an object key given twice (without regard to case, as encoding/json
+// matches fields), and an escaped lone UTF-16 surrogate in a string. It
+// says true for what it cannot read: the decoder judges that.
+func plainJSON(body []byte) bool {
+	type object struct {
+		keys      []string
+		expectKey bool
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var stack []*object // nil for an array
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1] != nil {
+			stack[n-1].expectKey = true
+		}
+	}
+	for {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return true
+		}
+		switch tok := tok.(type) {
+		case json.Delim:
+			switch tok {
+			case '{':
+				stack = append(stack, &object{expectKey: true})
+			case '[':
+				stack = append(stack, nil)
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+		case string:
+			raw := body[start:dec.InputOffset()]
+			if strings.ContainsRune(tok, utf8.RuneError) && loneSurrogate(raw[bytes.IndexByte(raw, '"'):]) {
+				return false
+			}
+			if n := len(stack); n > 0 && stack[n-1] != nil && stack[n-1].expectKey {
+				o := stack[n-1]
+				for _, k := range o.keys {
+					if strings.EqualFold(k, tok) {
+						return false
+					}
+				}
+				o.keys = append(o.keys, tok)
+				o.expectKey = false
+				continue
+			}
+			valueDone()
+		default:
+			valueDone()
+		}
+		if len(stack) == 0 {
+			return true
+		}
+	}
+}
+
+// loneSurrogate reports a \uXXXX escape of half a surrogate pair without
+// its other half in the JSON string raw (quotes included).
+func loneSurrogate(raw []byte) bool {
+	s := string(raw)
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		if i+1 < len(s) && s[i+1] != 'u' {
+			i++
+			continue
+		}
+		if i+6 > len(s) {
+			return false
+		}
+		r, err := strconv.ParseUint(s[i+2:i+6], 16, 32)
+		if err != nil {
+			return false
+		}
+		if utf16.IsSurrogate(rune(r)) {
+			if r >= 0xdc00 || i+12 > len(s) || s[i+6:i+8] != "\\u" {
+				return true
+			}
+			r2, err := strconv.ParseUint(s[i+8:i+12], 16, 32)
+			if err != nil || utf16.DecodeRune(rune(r), rune(r2)) == utf8.RuneError {
+				return true
+			}
+			i += 6
+		}
+		i += 5
+	}
+	return false
 }

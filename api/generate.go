@@ -54,11 +54,12 @@ func generateDecodeError(err error) error {
 		return err
 	}
 	switch {
-	case e.Field == "thinkingConfig":
+	case e.Field == "generationConfig.thinkingConfig" || e.Field == "thinkingConfig":
+		e.Field = "generationConfig.thinkingConfig"
 		e.Message = "generationConfig.thinkingConfig is set by keyq per model family (GEMINI_THINKING): a fallback may change the family, and Google refuses the other family's field"
 	case e.Field == "tools" || e.Field == "toolConfig" || e.Field == "cachedContent":
 		e.Message = e.Field + " is not supported: a job cannot answer function calls or hold a cache"
-	case strings.HasPrefix(e.Message, "unknown field"):
+	case strings.HasPrefix(e.Message, "unknown field") && !strings.Contains(e.Field, "."):
 		e.Message = strings.SplitN(e.Message, ";", 2)[0] + "; the fields are contents, systemInstruction, generationConfig, safetySettings, model and tier"
 	case e.Field == "image.data":
 		e.Field, e.Message = "", "an inlineData.data is not standard base64; send the raw base64, without a data: URL prefix"

@@ -27,7 +27,7 @@ func TestPostGenerate(t *testing.T) {
 		{`{"contents":[{"parts":[{}]}]}`, "contents[0].parts[0]"},
 		{`{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"responseMimeType":"application/json","responseSchema":{"type":"object"},"responseJsonSchema":{"type":"object"}}}`, "generationConfig.responseJsonSchema"},
 		{`{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"temperature":3}}`, "generationConfig.temperature"},
-		{`{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"thinkingConfig":{"thinkingBudget":0}}}`, "thinkingConfig"},
+		{`{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"thinkingConfig":{"thinkingBudget":0}}}`, "generationConfig.thinkingConfig"},
 		{`{"contents":[{"parts":[{"text":"hi"}]}],"tools":[]}`, "tools"},
 		{`{"contents":[{"parts":[{"text":"hi"}]}],"safetySettings":[{"category":"HARM_CATEGORY_HARASSMENT","threshold":"SOMETIMES"}]}`, "safetySettings[0].threshold"},
 		{`{"contents":[{"parts":[{"text":"hi"}]}],"model":"gemini-2.5-pro"}`, "model"},

@@ -69,6 +69,10 @@ type Options struct {
 	Prices usage.Prices
 	// Caps are daily allowances per API token id (API_TOKEN_CAPS).
 	Caps Caps
+	// MaxConns bounds the connections Serve holds open at once; more wait
+	// in the kernel's listen backlog until one closes. 0 means
+	// DefaultMaxConns (1024).
+	MaxConns int
 }
 
 // validate checks every option once; keyq's command reuses the exported
@@ -77,6 +81,9 @@ func (o Options) validate() error {
 	var errs []error
 	if o.JobMaxRetry < NoJobRetries || o.JobRetention < 0 {
 		errs = append(errs, errors.New("api: JobMaxRetry must be 0 (default) or more, or NoJobRetries, and JobRetention must not be negative"))
+	}
+	if o.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("api: MaxConns must be 0 (default %d) or more", DefaultMaxConns))
 	}
 	if o.JobTimeout != 0 {
 		errs = append(errs, CheckJobTimeout(o.JobTimeout))

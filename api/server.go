@@ -1,11 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +50,7 @@ type Server struct {
 	log       *slog.Logger
 	keys      KeyAdmin
 	handler   http.Handler
+	maxConns  int
 
 	tokens       secrets
 	corsPolicy   corsPolicy
@@ -85,6 +88,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 		keys:      opts.Keys,
 		pool:      opts.Pool,
 		models:    newModelsExt(opts),
+		maxConns:  cmp.Or(opts.MaxConns, DefaultMaxConns),
 	}
 	s.corsPolicy, _ = newCORSPolicy(opts.CORSOrigins) // validated
 	s.tokens = newSecrets(opts.Tokens)
@@ -166,7 +170,7 @@ func (s *Server) postAnalyzeCharacter(w http.ResponseWriter, r *http.Request) er
 	}
 	id := newJobID()
 	if idem != "" {
-		id = jobIDFor(idem)
+		id = jobIDFor(s.callerScope(r), idem)
 	}
 	task, err := tasks.NewAnalyzeCharacterTask(p)
 	if err != nil {
@@ -178,18 +182,28 @@ func (s *Server) postAnalyzeCharacter(w http.ResponseWriter, r *http.Request) er
 	if owner := ownerOf(r); owner != "" {
 		headers[tasks.HeaderOwner] = owner
 	}
+	timeout := s.timeout
+	if p.Flex() {
+		timeout = s.models.flexTimeout // Google answers flex calls within 1-15 min
+	}
 	task = asynq.NewTaskWithHeaders(task.Type(), task.Payload(), headers,
 		asynq.TaskID(id), asynq.Queue(tasks.Queue),
-		asynq.MaxRetry(tasks.AsynqMaxRetry(s.maxRetry)), asynq.Timeout(s.timeout), asynq.Retention(s.retention))
+		asynq.MaxRetry(tasks.AsynqMaxRetry(s.maxRetry)), asynq.Timeout(timeout), asynq.Retention(s.retention))
 	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
 	defer cancel()
 	status, code := tasks.StatusQueued, http.StatusAccepted
 	if _, err := s.client.EnqueueContext(ctx, task); errors.Is(err, asynq.ErrTaskIDConflict) {
-		// The same Idempotency-Key again: the job it made, not a second one.
+		// The same Idempotency-Key again: the job it made, not a second
+		// one, but only for the same request (as Stripe does): a key
+		// reused for another body would otherwise drop that body
+		// silently.
 		code = http.StatusOK
-		info, err := s.inspector.GetTaskInfo(tasks.Queue, id)
+		info, err := s.taskInfo(ctx, id)
 		if err != nil {
 			return redisErr(err)
+		}
+		if !samePayload(info, task) {
+			return errIdempotencyKeyReused
 		}
 		status = statusOf(info)
 	} else if err != nil {
@@ -245,11 +259,62 @@ func newJobID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// jobIDFor derives the job id from an Idempotency-Key, so that asynq's
-// unique task ids turn a repeat into the same job.
-func jobIDFor(idempotencyKey string) string {
-	sum := sha256.Sum256([]byte(tasks.TypeAnalyzeCharacter + "\x00" + idempotencyKey))
+// jobIDFor derives the job id from an Idempotency-Key and the caller's
+// scope (callerScope), so that asynq's unique task ids turn a repeat into
+// the same job, and two callers that happen to pick the same key get two
+// jobs. The open API's scope is empty and keeps the ids it always had.
+func jobIDFor(scope []byte, idempotencyKey string) string {
+	msg := tasks.TypeAnalyzeCharacter + "\x00" + idempotencyKey
+	if len(scope) > 0 {
+		msg = tasks.TypeAnalyzeCharacter + "\x00token\x00" + string(scope) + "\x00" + idempotencyKey
+	}
+	sum := sha256.Sum256([]byte(msg))
 	return hex.EncodeToString(sum[:16])
+}
+
+// callerScope names who is calling, for Idempotency-Keys: the SHA-256
+// digest of the bearer token (the form the server keeps, never the token)
+// when the API has tokens, and nothing when it is open. It is called
+// behind the route's guard, which has checked the token.
+func (s *Server) callerScope(r *http.Request) []byte {
+	if len(s.tokens) == 0 {
+		return nil
+	}
+	tok, ok := bearerToken(r)
+	if !ok {
+		return nil
+	}
+	d := sha256.Sum256([]byte(tok))
+	return d[:]
+}
+
+// errIdempotencyKeyReused answers an Idempotency-Key sent again with
+// another request.
+var errIdempotencyKeyReused = &Error{Code: CodeIdempotencyKeyReused, Field: "Idempotency-Key",
+	Message: "this Idempotency-Key was already used for a different request; send the same body to get that job, or use a new key for a new job"}
+
+// samePayload reports whether the job already stored under an id is the
+// request of task: the normalized payloads are compared (so a body that
+// only differs in whitespace, key order or surrounding spaces of the name
+// is the same request), not the bytes that were sent.
+func samePayload(info *asynq.TaskInfo, task *asynq.Task) bool {
+	if info.Type != task.Type() {
+		return false
+	}
+	if bytes.Equal(info.Payload, task.Payload()) {
+		return true
+	}
+	// A payload stored by another version of keyq may be encoded
+	// differently: compare what it says.
+	var old, cur tasks.AnalyzeCharacter
+	if json.Unmarshal(info.Payload, &old) != nil || json.Unmarshal(task.Payload(), &cur) != nil {
+		return false
+	}
+	old.Normalize()
+	cur.Normalize()
+	return old.Name == cur.Name && old.Description == cur.Description && old.Language == cur.Language &&
+		(old.Image == nil) == (cur.Image == nil) &&
+		(old.Image == nil || old.Image.MIMEType == cur.Image.MIMEType && bytes.Equal(old.Image.Data, cur.Image.Data))
 }
 
 func validJobID(id string) bool {

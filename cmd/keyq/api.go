@@ -77,6 +77,7 @@ func (c *apiConfig) run(ctx context.Context, log *slog.Logger) error {
 func serveAPI(ctx context.Context, rdb redis.UniversalClient, me modelEnv, a APIEnv, j JobEnv, ops apiOps, log *slog.Logger) error {
 	opts := ops.options(log)
 	opts.JobMaxRetry, opts.JobTimeout, opts.JobRetention, opts.Logger = j.maxRetry(), j.Timeout, j.Retention, log
+	opts.MaxConns = a.MaxConns
 	if err := me.apply(rdb, &opts); err != nil {
 		return configError{err}
 	}

@@ -47,7 +47,8 @@ type JobEnv struct {
 }
 
 type APIEnv struct {
-	Addr string `envconfig:"API_ADDR" desc:"HTTP listen address"`
+	Addr     string `envconfig:"API_ADDR" desc:"HTTP listen address"`
+	MaxConns int    `envconfig:"API_MAX_CONNS" desc:"connections served at once; more wait in the kernel's backlog (bounds memory under a flood)"`
 }
 
 type WorkerEnv struct {
@@ -76,7 +77,7 @@ func defaultJobEnv() JobEnv {
 	return JobEnv{MaxRetry: api.DefaultJobMaxRetry, Timeout: api.DefaultJobTimeout, Retention: api.DefaultJobRetention}
 }
 
-func defaultAPIEnv() APIEnv { return APIEnv{Addr: api.DefaultAddr} }
+func defaultAPIEnv() APIEnv { return APIEnv{Addr: api.DefaultAddr, MaxConns: api.DefaultMaxConns} }
 
 func defaultWorkerEnv() WorkerEnv {
 	return WorkerEnv{Concurrency: worker.DefaultConcurrency, JobRetryDelay: worker.DefaultJobRetryDelay}
@@ -156,10 +157,14 @@ func (j JobEnv) maxRetry() int {
 }
 
 func (a APIEnv) validate() error {
+	var errs []error
 	if a.Addr == "" {
-		return errors.New("API_ADDR must not be empty (like :8080 or 127.0.0.1:8080)")
+		errs = append(errs, errors.New("API_ADDR must not be empty (like :8080 or 127.0.0.1:8080)"))
 	}
-	return nil
+	if a.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("API_MAX_CONNS must be 1 or more (got %d)", a.MaxConns))
+	}
+	return errors.Join(errs...)
 }
 
 func (w WorkerEnv) validate() error {
