@@ -21,6 +21,7 @@ const (
 	CodeInternal         = "internal"
 	CodeUnauthorized     = "unauthorized"
 	CodeForbidden        = "forbidden"
+	CodeConflict         = "conflict"
 )
 
 var httpStatus = map[string]int{
@@ -33,6 +34,7 @@ var httpStatus = map[string]int{
 	CodeInternal:         http.StatusInternalServerError,
 	CodeUnauthorized:     http.StatusUnauthorized,
 	CodeForbidden:        http.StatusForbidden,
+	CodeConflict:         http.StatusConflict,
 }
 
 // Error is an API error as clients see it.
