@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -64,9 +65,11 @@ func (d *deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // newWebhookServer is the asynq server of webhook deliveries.
 func newWebhookServer(rdb asynqRedis, opts Options, log *slog.Logger) *asynq.Server {
 	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:              opts.webhookConcurrency(),
-		Queues:                   map[string]int{tasks.WebhookQueue: 1},
-		RetryDelayFunc:           func(n int, _ error, _ *asynq.Task) time.Duration { return jobstore.WebhookBackoff(n) },
+		Concurrency: opts.webhookConcurrency(),
+		Queues:      map[string]int{tasks.WebhookQueue: 1},
+		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
+			return jobstore.WebhookBackoff(cmp.Or(opts.WebhookRetryDelay, jobstore.DefaultWebhookRetryDelay), n)
+		},
 		TaskCheckInterval:        opts.TaskCheckInterval,
 		DelayedTaskCheckInterval: opts.PollInterval,
 		ShutdownTimeout:          webhook.DefaultTimeout + time.Second,

@@ -60,6 +60,9 @@ type Options struct {
 	// WebhookConcurrency is how many deliveries run at once, apart from
 	// the jobs' slots. Default 10.
 	WebhookConcurrency int
+	// WebhookRetryDelay is the wait before a delivery's first retry; it
+	// doubles up to an hour, for 24 hours. Default 5s; tests shorten it.
+	WebhookRetryDelay time.Duration
 }
 
 func (o Options) webhookConcurrency() int {

@@ -17,9 +17,13 @@ import (
 // delivery handler gives up at the window.
 const WebhookMaxRetry = 40
 
-// WebhookBackoff is the wait before a delivery's retry n (0-based).
-func WebhookBackoff(n int) time.Duration {
-	d := 5 * time.Second << min(n, 20)
+// DefaultWebhookRetryDelay is the wait before a delivery's first retry.
+const DefaultWebhookRetryDelay = 5 * time.Second
+
+// WebhookBackoff is the wait before a delivery's retry n (0-based): base
+// doubling, up to an hour.
+func WebhookBackoff(base time.Duration, n int) time.Duration {
+	d := base << min(n, 20)
 	if d <= 0 || d > time.Hour {
 		return time.Hour
 	}
