@@ -66,7 +66,7 @@ func startWorker(t *testing.T, rdb *redis.Client, latency time.Duration) *gemini
 // receiver is a webhook receiver that verifies and counts deliveries.
 type receiver struct {
 	mu       sync.Mutex
-	fail     int // answer 500 to this many deliveries first
+	fail     int                 // answer 500 to this many deliveries first
 	bodies   map[string][]string // webhook-id -> bodies received
 	bad      int                 // deliveries whose signature did not verify
 	received chan struct{}
@@ -178,4 +178,5 @@ func readEvents(t *testing.T, url string, header map[string]string) []sseEvent {
 	}
 	return out
 }
+
 const clientJob = `{"name":"Ada Lovelace"}`
