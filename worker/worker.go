@@ -22,7 +22,10 @@ import (
 const (
 	DefaultConcurrency   = 20
 	DefaultJobRetryDelay = 15 * time.Second
-	maxJobRetryDelay     = 10 * time.Minute
+	// DefaultTaskCheckInterval is how often an idle worker asks for a new
+	// job (asynq's default is 1s; see Options.TaskCheckInterval).
+	DefaultTaskCheckInterval = time.Second
+	maxJobRetryDelay         = 10 * time.Minute
 )
 
 // Options configure a Worker.

@@ -46,8 +46,11 @@ type APIEnv struct {
 }
 
 type WorkerEnv struct {
-	Concurrency   int           `envconfig:"WORKER_CONCURRENCY" desc:"jobs in flight per worker"`
-	JobRetryDelay time.Duration `envconfig:"JOB_RETRY_DELAY" desc:"wait before a job's first retry; doubles each retry, up to 10m"`
+	Concurrency        int           `envconfig:"WORKER_CONCURRENCY" desc:"jobs in flight per worker"`
+	JobRetryDelay      time.Duration `envconfig:"JOB_RETRY_DELAY" desc:"wait before a job's first retry; doubles each retry, up to 10m"`
+	TaskCheckInterval  time.Duration `envconfig:"WORKER_TASK_CHECK_INTERVAL" desc:"how often an idle worker asks Redis for a new job (a new job waits about half of it)"`
+	WebhookConcurrency int           `envconfig:"WEBHOOK_CONCURRENCY" desc:"webhook deliveries in flight per worker, apart from the jobs"`
+	WebhookEnv
 }
 
 type LogEnv struct {
@@ -72,7 +75,8 @@ func defaultJobEnv() JobEnv {
 func defaultAPIEnv() APIEnv { return APIEnv{Addr: api.DefaultAddr} }
 
 func defaultWorkerEnv() WorkerEnv {
-	return WorkerEnv{Concurrency: worker.DefaultConcurrency, JobRetryDelay: worker.DefaultJobRetryDelay}
+	return WorkerEnv{Concurrency: worker.DefaultConcurrency, JobRetryDelay: worker.DefaultJobRetryDelay,
+		TaskCheckInterval: worker.DefaultTaskCheckInterval, WebhookConcurrency: worker.DefaultWebhookConcurrency}
 }
 
 func defaultLogEnv() LogEnv { return LogEnv{Level: "info", Format: "text"} }
@@ -157,6 +161,10 @@ func (w WorkerEnv) validate() error {
 	if w.JobRetryDelay <= 0 {
 		errs = append(errs, fmt.Errorf("JOB_RETRY_DELAY must be positive, like 15s (got %s)", w.JobRetryDelay))
 	}
+	if w.WebhookConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("WEBHOOK_CONCURRENCY must be 1 or more (got %d)", w.WebhookConcurrency))
+	}
+	errs = append(errs, checkTaskCheckInterval(w.TaskCheckInterval), w.WebhookEnv.validate())
 	return errors.Join(errs...)
 }
 

@@ -105,8 +105,12 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 		JobRetryDelay: wc.JobRetryDelay,
 		// Long enough for a call under way, plus the wait before the next,
 		// to end on its own: a cut call would be billed and run again.
-		ShutdownTimeout: g.Timeout + g.RetryDelay + 5*time.Second,
-		Logger:          log,
+		ShutdownTimeout:     g.Timeout + g.RetryDelay + 5*time.Second,
+		Logger:              log,
+		TaskCheckInterval:   wc.TaskCheckInterval,
+		WebhookSecrets:      wc.secrets(),
+		WebhookAllowPrivate: wc.WebhookAllowPrivate,
+		WebhookConcurrency:  wc.WebhookConcurrency,
 	})
 }
 
