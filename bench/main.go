@@ -111,6 +111,7 @@ func main() {
 	run("quota", partQuota)
 	run("peak", partPeak)
 	run("mem", partMem)
+	run("clients", partClients)
 	if err := writeReport(rep, started, url); err != nil {
 		log.Fatal(err)
 	}
