@@ -138,6 +138,17 @@ func partClients(ctx context.Context, env *benchEnv, rep *report) error {
 	return nil
 }
 
+// await is get, waiting up to a second for the event to be read.
+func (f *finals) await(m map[string]time.Time, id string) time.Time {
+	for range 200 {
+		if t := f.get(m, id); !t.IsZero() {
+			return t
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Time{}
+}
+
 func pctl(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
 		return 0

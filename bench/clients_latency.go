@@ -85,7 +85,7 @@ func followMany(ctx context.Context, c *client.Client, f *finals, callback strin
 				if err == nil {
 					got, err = wait(acc.ID)
 				}
-				stored := f.get(f.stored, acc.ID)
+				stored := f.await(f.stored, acc.ID) // the bench's own subscriber may read the event after the client
 				mu.Lock()
 				if err != nil || stored.IsZero() {
 					first = cmpErr(first, fmt.Errorf("job %s: %v (stored %v)", acc.ID, err, stored))

@@ -70,7 +70,7 @@ func pickupRow(ctx context.Context, env *benchEnv, rep *report, b *strings.Build
 		if _, err := c.Wait(ctx, acc.ID, nil); err != nil {
 			return err
 		}
-		if r := f.get(f.running, acc.ID); !r.IsZero() {
+		if r := f.await(f.running, acc.ID); !r.IsZero() {
 			ds = append(ds, r.Sub(t0))
 		}
 	}

@@ -70,7 +70,7 @@ func newWebhookServer(rdb asynqRedis, opts Options, log *slog.Logger) *asynq.Ser
 		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
 			return jobstore.WebhookBackoff(cmp.Or(opts.WebhookRetryDelay, jobstore.DefaultWebhookRetryDelay), n)
 		},
-		TaskCheckInterval:        opts.TaskCheckInterval,
+		TaskCheckInterval:        opts.taskCheckInterval(),
 		DelayedTaskCheckInterval: opts.PollInterval,
 		ShutdownTimeout:          webhook.DefaultTimeout + time.Second,
 		Logger:                   asynqLogger{log},
