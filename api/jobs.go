@@ -87,7 +87,15 @@ func (s *Server) readJob(ctx context.Context, r *http.Request, id string) (Job, 
 	if err != nil {
 		return Job{}, 0, redisErr(err)
 	}
-	return withState(jobOf(info), st), st.Seq, nil
+	j := withState(jobOf(info), st)
+	if j.Status == tasks.StatusSucceeded && j.Result == nil {
+		// Succeeded, and asynq finishes a retry of it (see Overlay).
+		if b, err := s.cl.store.Result(ctx, id); err == nil && json.Valid(b) {
+			raw := json.RawMessage(b)
+			j.Result = &raw
+		}
+	}
+	return j, st.Seq, nil
 }
 
 // withState adds keyq's own state of the job to asynq's view of it.

@@ -34,7 +34,7 @@ func (l *lifecycle) middleware(next asynq.Handler) asynq.Handler {
 		}
 		id, _ := asynq.GetTaskID(ctx)
 		run := runOf(ctx, t, id)
-		if cancelled(ctx, l.store, l.log, id) {
+		if cancelled(ctx, l.store, l.log, id) && !l.succeeded(ctx, id) {
 			l.after(ctx, run, errCancelledBefore)
 			return errCancelledBefore
 		}
@@ -46,6 +46,15 @@ func (l *lifecycle) middleware(next asynq.Handler) asynq.Handler {
 		l.after(actx, run, err)
 		return err
 	})
+}
+
+// succeeded reports whether an earlier run stored the job's result: asynq
+// may retry a run that succeeded if a cancel cut its context as it ended;
+// the run is then let through, and finishes with the stored result
+// (Handler.ProcessTask) without calling Gemini: the success stands.
+func (l *lifecycle) succeeded(ctx context.Context, id string) bool {
+	b, err := l.store.Result(ctx, id)
+	return err == nil && len(b) > 0
 }
 
 // run is what the middleware knows of one run of a job.

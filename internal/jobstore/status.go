@@ -8,6 +8,12 @@ import "github.com/keyq/keyq/tasks"
 // if its run ended as cancelled, or if it was cancelled before it ran.
 // A job that succeeded stays succeeded: its result is paid for.
 func Overlay(s tasks.Status, st State) tasks.Status {
+	if st.Final == tasks.StatusSucceeded {
+		// A run succeeded and said so; asynq may still retry it (a cancel
+		// that cut its context as it ended), and that run finishes with
+		// the stored result.
+		return tasks.StatusSucceeded
+	}
 	if !st.Cancelled && st.Final != tasks.StatusCancelled {
 		return s
 	}
