@@ -113,7 +113,7 @@ func TestCancelQueuedAndFinished(t *testing.T) {
 func TestCancelRunning(t *testing.T) {
 	rdb, _ := redistest.Open(t)
 	e := newEnvOn(t, rdb, api.Options{})
-	up := startWorker(t, rdb, 3*time.Second)
+	up := startWorker(t, rdb, time.Second)
 	id := e.submit(t, clientJob, nil)
 	testutil.Eventually(t, 10*time.Second, "the upstream call to start", func() bool { return len(up.Calls()) == 1 })
 	r := e.do(t, request{method: http.MethodDelete, path: "/api/jobs/" + id})
