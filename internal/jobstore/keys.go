@@ -17,7 +17,7 @@ const EventsChannel = prefix + "events"
 func JobKey(id string) string { return prefix + "job:" + id }
 
 // TaskKey is asynq v0.26's hash of a task of keyq's queue
-// (internal/base.TaskKey); the worker's TestTaskKeyIsAsynqs checks it.
+// (internal/base.TaskKey), as worker.results.taskKey, which TestTaskKeyIsAsynqs checks.
 func TaskKey(id string) string { return "asynq:{" + tasks.Queue + "}:t:" + id }
 
 // OwnerKey is the sorted set of an owner's jobs (score: enqueue time in
