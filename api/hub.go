@@ -47,6 +47,8 @@ func (h *hub) watch(ctx context.Context, id string) (*waiter, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ps == nil && !h.closed {
+		ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+		defer cancel()
 		ps := h.rdb.Subscribe(ctx, jobstore.EventsChannel)
 		if _, err := ps.Receive(ctx); err != nil { // the subscription is confirmed
 			_ = ps.Close()
