@@ -122,8 +122,8 @@ type corsPolicy struct {
 
 // Headers a browser client may send and read.
 const (
-	corsAllowHeaders  = "Authorization, Content-Type, Idempotency-Key"
-	corsAllowMethods  = "GET, HEAD, POST"
+	corsAllowHeaders  = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
+	corsAllowMethods  = "GET, HEAD, POST, DELETE"
 	corsExposeHeaders = "Location, Retry-After, WWW-Authenticate"
 	corsMaxAge        = "600"
 )

@@ -29,6 +29,9 @@ const (
 	// CodeIdempotencyKeyReused: an Idempotency-Key sent again with a
 	// different request.
 	CodeIdempotencyKeyReused = "idempotency_key_reused"
+	// CodeConflict: the request does not fit the job's state (cancelling
+	// a finished job).
+	CodeConflict = "conflict"
 )
 
 var httpStatus = map[string]int{
@@ -43,6 +46,7 @@ var httpStatus = map[string]int{
 	CodeForbidden:            http.StatusForbidden,
 	CodeQuotaExceeded:        http.StatusTooManyRequests,
 	CodeIdempotencyKeyReused: http.StatusUnprocessableEntity,
+	CodeConflict:             http.StatusConflict,
 }
 
 // Error is an API error as clients see it.

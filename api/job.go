@@ -24,6 +24,9 @@ func statusOf(info *asynq.TaskInfo) tasks.Status {
 	case asynq.TaskStateCompleted:
 		return tasks.StatusSucceeded
 	case asynq.TaskStateArchived:
+		if tasks.ParseJobError(info.LastErr).Class == tasks.ClassCancelled {
+			return tasks.StatusCancelled // a run refused or cut by a cancel
+		}
 		return tasks.StatusFailed
 	default: // pending, scheduled, aggregating
 		if info.Retried > 0 {
@@ -56,7 +59,8 @@ func jobOf(info *asynq.TaskInfo) Job {
 	if t := info.CompletedAt; !t.IsZero() {
 		j.CompletedAt = &t
 	}
-	if info.LastErr != "" && (j.Status == tasks.StatusRetrying || j.Status == tasks.StatusFailed || j.Status == tasks.StatusRunning) {
+	if info.LastErr != "" && (j.Status == tasks.StatusRetrying || j.Status == tasks.StatusFailed ||
+		j.Status == tasks.StatusRunning || j.Status == tasks.StatusCancelled) {
 		e := tasks.ParseJobError(info.LastErr)
 		j.Error = &tasks.JobStatusError{Class: e.Class, Message: e.Message}
 	}

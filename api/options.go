@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyq/keyq/usage"
+	"github.com/keyq/keyq/webhook"
 )
 
 // Defaults for Options.
@@ -73,6 +75,16 @@ type Options struct {
 	// in the kernel's listen backlog until one closes. 0 means
 	// DefaultMaxConns (1024).
 	MaxConns int
+	// Webhooks accepts callback_url on jobs and batches: set it when the
+	// workers have a WEBHOOK_SECRET to sign deliveries. Default false: a
+	// callback_url is refused with 400.
+	Webhooks bool
+	// WebhookAllowPrivate accepts callbacks to loopback and private
+	// addresses (tests, a receiver on the same host). Default false.
+	WebhookAllowPrivate bool
+	// TokenCallbacks is a default callback URL per bearer token (one of
+	// Tokens), for jobs that give none. Kept by token id, never the token.
+	TokenCallbacks map[string]string
 }
 
 // validate checks every option once; keyq's command reuses the exported
@@ -88,7 +100,7 @@ func (o Options) validate() error {
 	if o.JobTimeout != 0 {
 		errs = append(errs, CheckJobTimeout(o.JobTimeout))
 	}
-	errs = append(errs, CheckCORSOrigins(o.CORSOrigins), o.Dashboard.Validate())
+	errs = append(errs, CheckCORSOrigins(o.CORSOrigins), o.Dashboard.Validate(), o.checkTokenCallbacks())
 	return errors.Join(errs...)
 }
 
@@ -119,4 +131,25 @@ func (d Dashboard) Validate() error {
 		return errors.New("the dashboard user must not be blank or hold a colon (default " + DefaultDashboardUser + ")")
 	}
 	return nil
+}
+
+// checkTokenCallbacks reports default callbacks of unknown tokens or that
+// are not http(s) URLs; the messages never show a token.
+func (o Options) checkTokenCallbacks() error {
+	known := newSecrets(o.Tokens)
+	var errs []error
+	i := 0
+	for tok, u := range o.TokenCallbacks {
+		i++
+		if !known.match(tok) {
+			errs = append(errs, fmt.Errorf("api: default callback %d is for a token that is not one of the API tokens", i))
+		}
+		if err := webhook.CheckURL(context.Background(), u, true); err != nil {
+			errs = append(errs, fmt.Errorf("api: default callback %d: %w", i, err))
+		}
+	}
+	if len(o.TokenCallbacks) > 0 && !o.Webhooks {
+		errs = append(errs, errors.New("api: default callbacks need webhooks on (a WEBHOOK_SECRET)"))
+	}
+	return errors.Join(errs...)
 }

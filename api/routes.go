@@ -40,11 +40,17 @@ type route struct {
 func (s *Server) routes() []route {
 	get := []string{http.MethodGet, http.MethodHead}
 	post := []string{http.MethodPost}
+	getDelete := []string{http.MethodGet, http.MethodHead, http.MethodDelete}
 	rs := []route{
 		{pattern: "/api/analyze-character", access: bearer, methods: post, serve: s.checkJobOptions(s.postAnalyzeCharacter)},
 		{pattern: "/api/generate", access: bearer, methods: post, serve: s.checkJobOptions(s.postGenerate)},
 		{pattern: "/api/usage", access: bearer, methods: get, serve: s.getUsage},
-		{pattern: "/api/jobs/{id}", access: bearer, methods: get, serve: s.getJob},
+		{pattern: "/api/jobs", access: bearer, methods: get, serve: s.listJobs},
+		{pattern: "/api/jobs/{id}", access: bearer, methods: getDelete, serve: s.jobRoute},
+		{pattern: "/api/jobs/{id}/events", access: bearer, methods: get, serve: s.getJobEvents},
+		{pattern: "/api/batches", access: bearer, methods: post, serve: s.postBatch},
+		{pattern: "/api/batches/{id}", access: bearer, methods: getDelete, serve: s.batchRoute},
+		{pattern: "/api/batches/{id}/results", access: bearer, methods: get, serve: s.getBatchResults},
 		{pattern: "/api/keys", access: bearer, methods: get, serve: s.getKeys},
 		{pattern: "/api/keys/summary", access: bearer, methods: get, serve: s.getKeysSummary},
 		{pattern: "/api/keys/{fingerprint}/{action}", access: admin, methods: post, serve: s.postKeyAction},

@@ -63,6 +63,7 @@ type Server struct {
 	pool         string       // the key pool's name (the model), for pages and metrics
 	csrfKey      [32]byte     // signs the /keys console's forms (from the dashboard password)
 	models       modelsExt    // models, usage and caps (models.go)
+	cl           *clientSide  // waiters, webhooks, cancel, lists, batches
 }
 
 // New makes the API on rdb. rdb stays the caller's to close.
@@ -91,6 +92,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Server, error) {
 		maxConns:  cmp.Or(opts.MaxConns, DefaultMaxConns),
 	}
 	s.corsPolicy, _ = newCORSPolicy(opts.CORSOrigins) // validated
+	s.cl = newClientSide(rdb, opts, s.log)
 	s.tokens = newSecrets(opts.Tokens)
 	var err error
 	if d := opts.Dashboard; d.Password != "" {
@@ -164,10 +166,11 @@ func (s *Server) postAnalyzeCharacter(w http.ResponseWriter, r *http.Request) er
 	if len(idem) > 255 || !printableASCII(idem) {
 		return &Error{Code: CodeInvalidRequest, Field: "Idempotency-Key", Message: "Idempotency-Key must be 1 to 255 printable ASCII characters"}
 	}
-	var p tasks.AnalyzeCharacter
-	if err := decodeJSON(w, r, &p); err != nil {
+	var req analyzeRequest
+	if err := decodeAnalyzeRequest(w, r, &req); err != nil {
 		return err
 	}
+	p := req.AnalyzeCharacter
 	id := newJobID()
 	if idem != "" {
 		id = jobIDFor(s.callerScope(r), idem)
@@ -177,10 +180,10 @@ func (s *Server) postAnalyzeCharacter(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	// The enqueue time rides along in a header, for the worker's job
-	// latency metric (metrics.JobMiddleware).
-	headers := metrics.EnqueueHeaders(time.Now())
-	if owner := ownerOf(r); owner != "" {
-		headers[tasks.HeaderOwner] = owner
+	// latency metric (metrics.JobMiddleware); owner, callback, retention too.
+	headers, err := s.submitHeaders(r, req)
+	if err != nil {
+		return err
 	}
 	timeout := s.timeout
 	if p.Flex() {
@@ -208,24 +211,11 @@ func (s *Server) postAnalyzeCharacter(w http.ResponseWriter, r *http.Request) er
 		status = statusOf(info)
 	} else if err != nil {
 		return redisErr(err)
+	} else {
+		s.indexJob(ctx, r, id, time.Now())
 	}
 	w.Header().Set("Location", "/api/jobs/"+id)
 	writeJSON(w, code, JobAccepted{ID: id, Status: status, StatusURL: "/api/jobs/" + id})
-	return nil
-}
-
-func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	if !validJobID(id) {
-		return &Error{Code: CodeNotFound, Message: "no job with that id: ids are 32 lowercase hex digits"}
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
-	defer cancel()
-	info, err := s.taskInfo(ctx, id)
-	if err != nil {
-		return redisErr(err)
-	}
-	writeJSON(w, http.StatusOK, jobOf(info))
 	return nil
 }
 
@@ -341,8 +331,9 @@ func printableASCII(s string) bool {
 // Close releases what the server holds of its own: the dashboard's Redis
 // connections. The Redis client given to New stays the caller's.
 func (s *Server) Close() error {
+	err := s.cl.hub.close()
 	if s.dashboard != nil {
-		return s.dashboard.Close()
+		return errors.Join(err, s.dashboard.Close())
 	}
-	return nil
+	return err
 }

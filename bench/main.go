@@ -112,6 +112,7 @@ func main() {
 	run("peak", partPeak)
 	run("mem", partMem)
 	run("poolsize", partPoolsize)
+	run("clients", partClients)
 	if err := writeReport(rep, started, url); err != nil {
 		log.Fatal(err)
 	}

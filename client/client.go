@@ -27,7 +27,9 @@ const (
 type Options struct {
 	// Token is a bearer token, one of the API's API_TOKENS. Empty: none sent.
 	Token string
-	// Poll is how often Wait asks for a job's state. Default 500ms.
+	// Poll is the shortest time between two of Wait's requests (the server
+	// holds each up to 25 s, answering as soon as the job ends), and the
+	// pause after an error. Default 500ms.
 	Poll time.Duration
 	// HTTPClient sends the requests. Default: one with a 30s timeout.
 	HTTPClient *http.Client
@@ -90,11 +92,17 @@ func Retryable(err error) bool {
 type SubmitOptions struct {
 	// IdempotencyKey makes a repeat of the submission return the same job.
 	IdempotencyKey string
+	// CallbackURL gets the job's JSON, signed (VerifyWebhook), when it is
+	// final. Empty: the token's default, if any.
+	CallbackURL string
 }
 
 // SubmitAnalyzeCharacter posts an analyze-character job.
 func (c *Client) SubmitAnalyzeCharacter(ctx context.Context, p tasks.AnalyzeCharacter, o SubmitOptions) (tasks.Accepted, error) {
-	body, err := json.Marshal(p)
+	body, err := json.Marshal(struct {
+		tasks.AnalyzeCharacter
+		CallbackURL string `json:"callback_url,omitempty"`
+	}{p, o.CallbackURL})
 	if err != nil {
 		return tasks.Accepted{}, err
 	}
@@ -124,15 +132,19 @@ func (c *Client) Get(ctx context.Context, id string) (tasks.Job, error) {
 	return j, err
 }
 
-// Wait reads the job until it is final (succeeded or failed) and returns
-// it, calling change (if not nil) with each new status or run count. Brief
-// outages of the API are waited out; ctx bounds the whole wait.
+// Wait returns the job once it is final (succeeded, failed or cancelled),
+// calling change (if not nil) with each new status or run count it sees.
+// It long-polls (GET /api/jobs/{id}?wait=), so the answer comes as soon as
+// the job ends, without polling; a server that does not hold the request
+// is asked again no more often than Options.Poll. Brief outages of the API
+// are waited out; ctx bounds the whole wait.
 func (c *Client) Wait(ctx context.Context, id string, change func(tasks.Job)) (tasks.Job, error) {
 	var last tasks.Job
-	t := time.NewTicker(c.poll)
-	defer t.Stop()
+	hold := c.longPoll()
 	for {
-		j, err := c.Get(ctx, id)
+		asked := time.Now()
+		var j tasks.Job
+		err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"?wait="+hold.String(), nil, nil, &j)
 		switch {
 		case err == nil:
 			if change != nil && (j.Status != last.Status || j.Attempts != last.Attempts) {
@@ -148,9 +160,19 @@ func (c *Client) Wait(ctx context.Context, id string, change func(tasks.Job)) (t
 		select {
 		case <-ctx.Done():
 			return last, fmt.Errorf("gave up waiting (last status %q): %w", last.Status, ctx.Err())
-		case <-t.C:
+		case <-time.After(c.poll - time.Since(asked)):
 		}
 	}
+}
+
+// longPoll is how long one request of Wait asks the server to hold it:
+// 25 s, less if the HTTP client's own timeout would cut it first.
+func (c *Client) longPoll() time.Duration {
+	d := 25 * time.Second
+	if t := c.http.Timeout; t > 0 && t-5*time.Second < d {
+		d = max(t-5*time.Second, time.Second)
+	}
+	return d
 }
 
 // do sends one request and decodes a 2xx JSON answer into v.

@@ -17,6 +17,7 @@ import (
 	"github.com/keyq/keyq/internal/testutil"
 	"github.com/keyq/keyq/keyring"
 	"github.com/keyq/keyq/metrics"
+	"github.com/keyq/keyq/tasks"
 )
 
 func scrape(t *testing.T, g prometheus.Gatherer) string {
@@ -62,6 +63,8 @@ func TestJobMiddleware(t *testing.T) {
 			return nil
 		case "final":
 			return errors.Join(errors.New("blocked"), asynq.SkipRetry)
+		case "cancel":
+			return &tasks.JobError{Class: tasks.ClassCancelled, Message: "cancelled", Final: true}
 		}
 		return errors.New("unavailable")
 	})
@@ -71,7 +74,7 @@ func TestJobMiddleware(t *testing.T) {
 	t.Cleanup(srv.Shutdown)
 	cl := asynq.NewClientFromRedisClient(rdb)
 	enq := time.Now().Add(-2 * time.Second) // as if queued two seconds ago
-	for _, p := range []string{"ok", "final", "again"} {
+	for _, p := range []string{"ok", "final", "again", "cancel"} {
 		task := asynq.NewTaskWithHeaders("t", []byte(p), metrics.EnqueueHeaders(enq))
 		if _, err := cl.Enqueue(task, asynq.Queue("metrics-test"), asynq.MaxRetry(0)); err != nil {
 			t.Fatal(err)
@@ -86,9 +89,10 @@ func TestJobMiddleware(t *testing.T) {
 		return f
 	}
 	var after string
-	testutil.Eventually(t, 10*time.Second, "three jobs to finish", func() bool {
+	testutil.Eventually(t, 10*time.Second, "four jobs to finish (a cancelled job is not a failed one)", func() bool {
 		after = scrape(t, reg)
-		return count(after, "failed")-count(before, "failed") == 2 && count(after, "succeeded")-count(before, "succeeded") == 1
+		return count(after, "failed")-count(before, "failed") == 2 && count(after, "succeeded")-count(before, "succeeded") == 1 &&
+			count(after, "cancelled")-count(before, "cancelled") == 1
 	})
 	for _, want := range []string{
 		`keyq_jobs_total{status="failed"}`, `keyq_jobs_total{status="succeeded"}`,

@@ -45,7 +45,7 @@ var (
 	}, []string{"outcome"})
 	jobsDone = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "jobs_total",
-		Help: "Jobs that reached a final status (succeeded or failed) in this worker.",
+		Help: "Jobs that reached a final status (succeeded, failed or cancelled) in this worker.",
 	}, []string{"status"})
 	keyEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Subsystem: "key", Name: "events_total",
@@ -128,6 +128,10 @@ func finalStatus(ctx context.Context, err error) tasks.Status {
 		return tasks.StatusSucceeded
 	}
 	if errors.Is(err, asynq.SkipRetry) {
+		var je *tasks.JobError
+		if errors.As(err, &je) && je.Class == tasks.ClassCancelled {
+			return tasks.StatusCancelled
+		}
 		return tasks.StatusFailed
 	}
 	retried, ok1 := asynq.GetRetryCount(ctx)

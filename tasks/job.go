@@ -18,6 +18,8 @@ type Job struct {
 	CompletedAt   *time.Time       `json:"completed_at,omitempty"`
 	Result        *json.RawMessage `json:"result,omitempty"`
 	Error         *JobStatusError  `json:"error,omitempty"`
+	// Webhook is the delivery of the job's callback, when it has one.
+	Webhook *WebhookState `json:"webhook,omitempty"`
 }
 
 // JobStatusError is why a job's last run failed, as clients see it.

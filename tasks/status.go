@@ -11,10 +11,13 @@ const (
 	StatusRetrying  Status = "retrying"  // a run failed or waits for a key; it runs again later
 	StatusSucceeded Status = "succeeded" // final: the result is stored
 	StatusFailed    Status = "failed"    // final: see the job's error
+	StatusCancelled Status = "cancelled" // final: DELETE /api/jobs/{id}; never run or retried again
 )
 
 // Final reports whether no further run will change the job.
-func (s Status) Final() bool { return s == StatusSucceeded || s == StatusFailed }
+func (s Status) Final() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusCancelled
+}
 
 // ErrorClass is a stable lowercase token naming why a job run failed. The
 // upstream's own classes (gemini.Class: "unavailable", "rate_limited"...)
@@ -29,4 +32,5 @@ const (
 	ClassWaitingForKey ErrorClass = "waiting_for_key" // every usable key is resting: not a failure
 	ClassTimeout       ErrorClass = "timeout"         // the run outlived JOB_TIMEOUT
 	ClassWorker        ErrorClass = "worker"          // anything else the worker could not do
+	ClassCancelled     ErrorClass = "cancelled"       // a client cancelled the job: final
 )

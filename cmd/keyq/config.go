@@ -52,9 +52,12 @@ type APIEnv struct {
 }
 
 type WorkerEnv struct {
-	Concurrency   int           `envconfig:"WORKER_CONCURRENCY" desc:"jobs in flight per worker"`
-	JobRetryDelay time.Duration `envconfig:"JOB_RETRY_DELAY" desc:"wait before a job's first retry; doubles each retry, up to 10m"`
-	AlertURL      string        `envconfig:"ALERT_WEBHOOK_URL" desc:"gets a JSON {\"text\"} (Slack-compatible) when a key is disabled or leaked, the pool pauses or no key is usable; once per event and key an hour, fleet-wide; unset: no alerts"`
+	Concurrency        int           `envconfig:"WORKER_CONCURRENCY" desc:"jobs in flight per worker"`
+	JobRetryDelay      time.Duration `envconfig:"JOB_RETRY_DELAY" desc:"wait before a job's first retry; doubles each retry, up to 10m"`
+	AlertURL           string        `envconfig:"ALERT_WEBHOOK_URL" desc:"gets a JSON {\"text\"} (Slack-compatible) when a key is disabled or leaked, the pool pauses or no key is usable; once per event and key an hour, fleet-wide; unset: no alerts"`
+	TaskCheckInterval  time.Duration `envconfig:"WORKER_TASK_CHECK_INTERVAL" desc:"how often an idle worker asks Redis for a new job (a new job waits about half of it)"`
+	WebhookConcurrency int           `envconfig:"WEBHOOK_CONCURRENCY" desc:"webhook deliveries in flight per worker, apart from the jobs"`
+	WebhookEnv
 }
 
 type LogEnv struct {
@@ -80,7 +83,8 @@ func defaultJobEnv() JobEnv {
 func defaultAPIEnv() APIEnv { return APIEnv{Addr: api.DefaultAddr, MaxConns: api.DefaultMaxConns} }
 
 func defaultWorkerEnv() WorkerEnv {
-	return WorkerEnv{Concurrency: worker.DefaultConcurrency, JobRetryDelay: worker.DefaultJobRetryDelay}
+	return WorkerEnv{Concurrency: worker.DefaultConcurrency, JobRetryDelay: worker.DefaultJobRetryDelay,
+		TaskCheckInterval: worker.DefaultTaskCheckInterval, WebhookConcurrency: worker.DefaultWebhookConcurrency}
 }
 
 func defaultLogEnv() LogEnv { return LogEnv{Level: "info", Format: "text"} }
@@ -181,6 +185,10 @@ func (w WorkerEnv) validate() error {
 			errs = append(errs, errors.New("ALERT_WEBHOOK_URL must be an http(s) URL"))
 		}
 	}
+	if w.WebhookConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("WEBHOOK_CONCURRENCY must be 1 or more (got %d)", w.WebhookConcurrency))
+	}
+	errs = append(errs, checkTaskCheckInterval(w.TaskCheckInterval), w.WebhookEnv.validate())
 	return errors.Join(errs...)
 }
 

@@ -16,6 +16,7 @@ import (
 type APIAuthEnv struct {
 	Tokens      string `envconfig:"API_TOKENS" desc:"bearer tokens for /api/*, separated by commas; unset: /api/* is OPEN (key admin actions are then refused)"`
 	CORSOrigins string `envconfig:"API_CORS_ORIGINS" desc:"origins a browser may call /api/* from, separated by commas (https://app.example.com), or *; unset: no CORS"`
+	ClientsEnv
 }
 
 type DashboardEnv struct {
@@ -47,6 +48,7 @@ func (a APIAuthEnv) validate() error {
 			errs = append(errs, fmt.Errorf("API_TOKENS: token %d is the placeholder from .env.example; use a long random token (openssl rand -hex 32)", i+1))
 		}
 	}
+	errs = append(errs, a.ClientsEnv.validate())
 	return errors.Join(errs...)
 }
 

@@ -30,7 +30,9 @@ type apiOps struct {
 // options turns the (validated) variables into api.Options fields,
 // warning loudly of an open API.
 func (o apiOps) options(log *slog.Logger) api.Options {
-	opts := api.Options{Tokens: splitList(o.Tokens), CORSOrigins: splitList(o.CORSOrigins), Collectors: o.collectors}
+	opts := api.Options{Tokens: splitList(o.Tokens), CORSOrigins: splitList(o.CORSOrigins), Collectors: o.collectors,
+		Webhooks: o.WebhookSecret != "", WebhookAllowPrivate: o.WebhookAllowPrivate}
+	opts.TokenCallbacks, _ = o.tokenCallbacks() // validated
 	if o.DashboardPassword != "" {
 		opts.Dashboard = o.dashboard()
 	}

@@ -31,7 +31,7 @@ Flags:
 // submitFlags are keyq submit's flags; unlike the servers it is configured
 // on the command line, the way one calls a client.
 type submitFlags struct {
-	url, token, idem            string
+	url, token, idem, callback  string
 	name, description, language string
 	image, file                 string
 	count, concurrency          int
@@ -47,9 +47,10 @@ func (f *submitFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.image, "image", "", "a PNG, JPEG or WebP picture of the character")
 	fs.StringVar(&f.file, "file", "", "the job as a JSON file ({\"name\",\"description\",\"image\",\"language\"}); - reads stdin; flags given as well override its fields")
 	fs.StringVar(&f.idem, "idempotency-key", "", "send this Idempotency-Key: a repeat gets the same job")
+	fs.StringVar(&f.callback, "callback-url", "", "the API POSTs the job, signed, to this URL when it is final (needs WEBHOOK_SECRET on the fleet)")
 	fs.IntVar(&f.count, "count", 1, "jobs to submit (a load run when more than 1)")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "jobs in flight at once, with --count")
-	fs.DurationVar(&f.poll, "poll", client.DefaultPoll, "how often to ask for a job's status")
+	fs.DurationVar(&f.poll, "poll", client.DefaultPoll, "the shortest time between two status requests, and the pause after an error (the API holds each request until the job changes)")
 	fs.DurationVar(&f.timeout, "timeout", 15*time.Minute, "give up waiting for a job after this long")
 }
 
@@ -183,13 +184,14 @@ func submitOne(ctx context.Context, c *client.Client, p tasks.AnalyzeCharacter, 
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	start := time.Now()
-	acc, err := c.SubmitAnalyzeCharacter(ctx, p, client.SubmitOptions{IdempotencyKey: f.idem})
+	acc, err := c.SubmitAnalyzeCharacter(ctx, p, client.SubmitOptions{IdempotencyKey: f.idem, CallbackURL: f.callback})
 	if err != nil {
 		fmt.Fprintf(stderr, "keyq submit: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stderr, "job %s: submitted to %s%s\n", acc.ID, c.BaseURL(), acc.StatusURL)
-	j, err := c.Wait(ctx, acc.ID, func(j tasks.Job) {
+	// Follow streams the job's states (SSE) as they change: no polling.
+	j, err := c.Follow(ctx, acc.ID, func(j tasks.Job) {
 		fmt.Fprintf(stderr, "job %s: %s [%s]\n", acc.ID, describe(j), time.Since(start).Round(100*time.Millisecond))
 	})
 	if err != nil {

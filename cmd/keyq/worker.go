@@ -86,14 +86,15 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 	hc := &http.Client{Transport: transport}
 	var models []worker.Model
 	var rs rings
+	var announceErr error // the first; the worker announces again every probe interval
 	for _, name := range all {
 		// One pool per model: Gemini's quotas are per project and model.
 		ring, err := keyring.New(rdb, keys, keyringOptions(g, name))
 		if err != nil {
 			return nil, configError{err}
 		}
-		if err := ring.Announce(ctx); err != nil {
-			log.Warn("could not announce the keys to Redis; /api/keys will not show them until it can", "model", name, "err", err)
+		if err := ring.Announce(ctx); err != nil && announceErr == nil {
+			announceErr = err
 		}
 		gem, err := gemini.New(gemini.Options{BaseURL: g.BaseURL, Model: name, Timeout: g.Timeout, FlexTimeout: g.FlexTimeout,
 			Thinking: thinking, HTTPClient: hc, Redact: scrub.String})
@@ -101,6 +102,9 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 			return nil, configError{err}
 		}
 		models, rs = append(models, worker.Model{Client: gem, Ring: ring}), append(rs, ring)
+	}
+	if announceErr != nil && !watch.Down() { // a Redis outage is reported once, by the watcher
+		log.Warn("could not announce the keys to Redis; the worker tries again every 30 s", "err", announceErr)
 	}
 	if g.APIKeyFile != "" {
 		go watchKeyFile(ctx, g, rs, scrub, sum, notifyHUP(), log)
@@ -121,9 +125,13 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 		JobRetryDelay: wc.JobRetryDelay,
 		// Long enough for a call under way, plus the wait before the next,
 		// to end on its own: a cut call would be billed and run again.
-		ShutdownTimeout: g.Timeout + g.RetryDelay + 5*time.Second,
-		Alerts:          worker.NewAlerts(wc.AlertURL, rdb, log),
-		Logger:          log,
+		ShutdownTimeout:     g.Timeout + g.RetryDelay + 5*time.Second,
+		Alerts:              worker.NewAlerts(wc.AlertURL, rdb, log),
+		Logger:              log,
+		TaskCheckInterval:   wc.TaskCheckInterval,
+		WebhookSecrets:      wc.secrets(),
+		WebhookAllowPrivate: wc.WebhookAllowPrivate,
+		WebhookConcurrency:  wc.WebhookConcurrency,
 	})
 }
 

@@ -1,0 +1,87 @@
+package jobstore_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/keyq/keyq/internal/jobstore"
+	"github.com/keyq/keyq/internal/redistest"
+	"github.com/keyq/keyq/tasks"
+)
+
+func TestOverlay(t *testing.T) {
+	marked := func(while string) jobstore.State { return jobstore.State{Cancelled: true, CancelledWhile: while} }
+	for _, c := range []struct {
+		asynq tasks.Status
+		st    jobstore.State
+		want  tasks.Status
+	}{
+		{tasks.StatusQueued, jobstore.State{}, tasks.StatusQueued},
+		{tasks.StatusQueued, marked("pending"), tasks.StatusCancelled},
+		{tasks.StatusRetrying, marked("active"), tasks.StatusCancelled},  // will be refused
+		{tasks.StatusFailed, marked("pending"), tasks.StatusCancelled},   // the API archived it
+		{tasks.StatusFailed, marked("active"), tasks.StatusFailed},       // the run failed before the cancel
+		{tasks.StatusSucceeded, marked("active"), tasks.StatusSucceeded}, // the success stands
+		{tasks.StatusRunning, marked("active"), tasks.StatusRunning},     // being cut
+		{tasks.StatusRetrying, jobstore.State{Final: tasks.StatusSucceeded, Cancelled: true}, tasks.StatusSucceeded},
+		{tasks.StatusFailed, jobstore.State{Final: tasks.StatusCancelled, Cancelled: true, CancelledWhile: "active"}, tasks.StatusCancelled},
+	} {
+		if got := jobstore.Overlay(c.asynq, c.st); got != c.want {
+			t.Errorf("Overlay(%s, %+v) = %s, want %s", c.asynq, c.st, got, c.want)
+		}
+	}
+}
+
+// Pages are newest first, a cursor resumes exactly after its entry even
+// among entries of the same score, and owners do not mix.
+func TestIndexPages(t *testing.T) {
+	rdb, _ := redistest.Open(t)
+	s := jobstore.New(rdb)
+	ctx := t.Context()
+	now := time.Now().UnixMicro()
+	var jobs []jobstore.Indexed
+	for i := range 7 {
+		jobs = append(jobs, jobstore.Indexed{ID: string(rune('a' + i)), Score: now + int64(i/3)}) // ties
+	}
+	if err := s.Index(ctx, "owner1", jobs, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Index(ctx, "owner2", []jobstore.Indexed{{ID: "z", Score: now}}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	var after *jobstore.Cursor
+	for {
+		page, err := s.Page(ctx, "owner1", after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			got += e.ID
+		}
+		if len(page) < 2 {
+			break
+		}
+		c, err := jobstore.ParseCursor(jobstore.Cursor{Score: page[1].Score, ID: page[1].ID}.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		after = &c
+	}
+	if got != "gfedcba" {
+		t.Errorf("pages: %q, want gfedcba", got)
+	}
+	if _, err := jobstore.ParseCursor("nonsense"); err == nil {
+		t.Error("a bad cursor parsed")
+	}
+}
+
+func TestParseEvent(t *testing.T) {
+	ev, err := jobstore.ParseEvent(`7 abc {"id":"abc"}`)
+	if err != nil || ev.Seq != 7 || ev.ID != "abc" || string(ev.Job) != `{"id":"abc"}` {
+		t.Errorf("%+v %v", ev, err)
+	}
+	if _, err := jobstore.ParseEvent("x"); err == nil {
+		t.Error("a malformed event parsed")
+	}
+}

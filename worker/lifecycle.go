@@ -1,0 +1,100 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/keyq/keyq/internal/jobstore"
+	"github.com/keyq/keyq/tasks"
+)
+
+// lifecycle wraps every run of a job: it refuses cancelled jobs (cancel.go),
+// publishes each change of state (running, retrying, final) for the API's
+// waiters, and at a final state enqueues the job's webhook, and its
+// batch's when it was the batch's last job (notify.go).
+type lifecycle struct {
+	store  *jobstore.Store
+	client *asynq.Client // enqueues webhook deliveries
+	log    *slog.Logger
+}
+
+// afterRunTimeout bounds the Redis work after a run, which must happen
+// even when the run's context was cancelled.
+const afterRunTimeout = 5 * time.Second
+
+func (l *lifecycle) middleware(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		if t.Type() != tasks.TypeAnalyzeCharacter {
+			return next.ProcessTask(ctx, t)
+		}
+		id, _ := asynq.GetTaskID(ctx)
+		run := lifeRunOf(ctx, t, id)
+		if cancelled(ctx, l.store, l.log, id) && !l.succeeded(ctx, id) {
+			l.after(ctx, run, errCancelledBefore)
+			return errCancelledBefore
+		}
+		l.publish(ctx, run, run.job(tasks.StatusRunning, nil))
+		err := next.ProcessTask(ctx, t)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterRunTimeout)
+		defer cancel()
+		err = cancelledRun(actx, l.store, l.log, id, err)
+		l.after(actx, run, err)
+		return err
+	})
+}
+
+// succeeded reports whether an earlier run stored the job's result: asynq
+// may retry a run that succeeded if a cancel cut its context as it ended;
+// the run is then let through, and finishes with the stored result
+// (Handler.ProcessTask) without calling Gemini: the success stands.
+func (l *lifecycle) succeeded(ctx context.Context, id string) bool {
+	b, err := l.store.Result(ctx, id)
+	return err == nil && len(b) > 0
+}
+
+// lifeRun is what the middleware knows of one run of a job.
+type lifeRun struct {
+	id, callback, batch string
+	typ                 string
+	retried, maxRetry   int
+	ttl                 time.Duration
+}
+
+func lifeRunOf(ctx context.Context, t *asynq.Task, id string) lifeRun {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	h := t.Headers()
+	secs, _ := strconv.Atoi(h[tasks.HeaderRetention])
+	return lifeRun{id: id, typ: t.Type(), callback: h[tasks.HeaderCallbackURL], batch: h[tasks.HeaderBatch],
+		retried: retried, maxRetry: maxRetry, ttl: jobstore.TTL(time.Duration(secs) * time.Second)}
+}
+
+// job is the job as GET /api/jobs/{id} will show it in status s.
+func (r lifeRun) job(s tasks.Status, err error) tasks.Job {
+	j := tasks.Job{ID: r.id, Type: r.typ, Status: s, Attempts: r.retried + 1, MaxAttempts: tasks.MaxRuns(r.maxRetry)}
+	if err != nil {
+		e := tasks.ParseJobError(err.Error())
+		j.Error = &tasks.JobStatusError{Class: e.Class, Message: e.Message}
+	}
+	return j
+}
+
+// statusAfter is the job's status once a run returned err, as asynq will
+// record it (Worker's IsFailure and asynq's archiving rule).
+func (r lifeRun) statusAfter(err error) (s tasks.Status, spent bool) {
+	var je *tasks.JobError
+	switch {
+	case err == nil:
+		return tasks.StatusSucceeded, true
+	case errors.As(err, &je) && je.Class == tasks.ClassCancelled && je.Final:
+		return tasks.StatusCancelled, true
+	case errors.Is(err, asynq.SkipRetry) || tasks.AsynqArchives(r.retried, r.maxRetry):
+		return tasks.StatusFailed, true
+	}
+	return tasks.StatusRetrying, isFailure(err)
+}

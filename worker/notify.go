@@ -1,0 +1,66 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/keyq/keyq/internal/jobstore"
+	"github.com/keyq/keyq/tasks"
+)
+
+// publish records and publishes a state of the job; a failure is logged:
+// waiters fall back to reading the job every few seconds.
+func (l *lifecycle) publish(ctx context.Context, r lifeRun, j tasks.Job) (batchComplete bool) {
+	_, complete, err := l.store.Publish(ctx, j, r.batch, r.ttl)
+	if err != nil {
+		l.log.Warn("could not publish the job's state", "job", r.id, "status", j.Status, "err", err)
+	}
+	return complete
+}
+
+// after publishes the job's state after a run and, when it is final,
+// enqueues its webhook and its batch's.
+func (l *lifecycle) after(ctx context.Context, r lifeRun, err error) {
+	s, spent := r.statusAfter(err)
+	j := r.job(s, err)
+	if !spent {
+		j.Attempts-- // waiting for a key, or a worker that died: no run spent
+	}
+	switch s {
+	case tasks.StatusSucceeded:
+		j.Error = nil
+		now := time.Now().UTC()
+		j.CompletedAt = &now
+		if b, err := l.store.Result(ctx, r.id); err == nil && json.Valid(b) {
+			raw := json.RawMessage(b)
+			j.Result = &raw
+		}
+	}
+	complete := l.publish(ctx, r, j)
+	if !s.Final() {
+		return
+	}
+	if r.callback != "" {
+		l.enqueueJobWebhook(ctx, r, j)
+	}
+	if complete {
+		l.enqueueBatchWebhook(ctx, r)
+	}
+}
+
+func (l *lifecycle) enqueueJobWebhook(ctx context.Context, r lifeRun, j tasks.Job) {
+	d, err := jobstore.JobWebhook(j, r.callback)
+	if err == nil {
+		err = l.store.EnqueueWebhook(ctx, l.client, d, r.ttl)
+	}
+	if err != nil {
+		l.log.Error("could not enqueue the job's webhook", "job", r.id, "err", err)
+	}
+}
+
+func (l *lifecycle) enqueueBatchWebhook(ctx context.Context, r lifeRun) {
+	if err := l.store.BatchComplete(ctx, l.client, r.batch); err != nil {
+		l.log.Error("could not enqueue the batch's webhook", "batch", r.batch, "err", err)
+	}
+}
