@@ -26,103 +26,122 @@ import (
 // input it does not expect: it stops there and leaves the verdict to the
 // decoder.
 func checkJSON(body []byte, t reflect.Type) *Error {
-	type frame struct {
-		object   bool
-		isStruct bool
-		fields   []jsonField  // the struct's fields
-		elem     reflect.Type // an array's element type, nil if unknown
-		path     string
-		keys     map[string]bool // keys seen (by field name for a struct)
-	}
-	var (
-		stack    []*frame
-		nextPath string // path of the value about to be read
-		nextType = t    // its Go type, nil if unknown
-		wantKey  bool   // the next string in this object is a key
-	)
+	w := jsonWalker{nextType: t}
 	for i := 0; i < len(body); {
 		switch c := body[i]; c {
 		case ' ', '\t', '\n', '\r', ',', ':':
 			i++
 			continue
 		case '{', '[':
-			f := &frame{object: c == '{', path: nextPath}
-			if et := deref(nextType); et != nil {
-				switch k := et.Kind(); {
-				case f.object && k == reflect.Struct:
-					f.fields, f.isStruct = jsonFields(et)
-				case !f.object && (k == reflect.Slice || k == reflect.Array):
-					f.elem = et.Elem()
-				}
-			}
-			stack = append(stack, f)
-			wantKey, nextType = f.object, f.elem
+			w.open(c == '{')
 			i++
 			continue
 		case '}', ']':
-			if len(stack) == 0 {
+			if len(w.stack) == 0 {
 				return nil
 			}
-			stack = stack[:len(stack)-1]
+			w.stack = w.stack[:len(w.stack)-1]
 			i++
 		case '"':
 			end, lone := scanString(body, i)
 			if end < 0 {
 				return nil // not well-formed after all: the decoder says why
 			}
-			var top *frame
-			if len(stack) > 0 {
-				top = stack[len(stack)-1]
+			isKey, err, stop := w.str(body[i:end], lone)
+			if err != nil || stop {
+				return err
 			}
-			if top == nil || !top.object || !wantKey { // a value
-				if lone != "" {
-					return loneSurrogateError(nextPath, lone)
-				}
-				i = end
-				break
-			}
-			// A key.
-			if lone != "" {
-				return loneSurrogateError(top.path, lone)
-			}
-			raw := body[i:end]
-			key := string(raw[1 : len(raw)-1])
-			if strings.IndexByte(key, '\\') >= 0 && json.Unmarshal(raw, &key) != nil {
-				return nil
-			}
-			name, typ := key, reflect.Type(nil)
-			if top.isStruct {
-				f, ok := lookupField(top.fields, key)
-				if !ok {
-					p := joinPath(top.path, key)
-					return &Error{Code: CodeInvalidRequest, Field: p, Message: fmt.Sprintf("unknown field %q; %s", p, fieldList(top.path, top.fields))}
-				}
-				name, typ = f.name, f.typ
-			}
-			p := joinPath(top.path, name)
-			if top.keys[name] {
-				return &Error{Code: CodeInvalidRequest, Field: p, Message: fmt.Sprintf("%s is given twice (JSON keys match fields without regard to case); give it once", p)}
-			}
-			if top.keys == nil {
-				top.keys = map[string]bool{}
-			}
-			top.keys[name] = true
-			nextPath, nextType, wantKey = p, typ, false
 			i = end
-			continue
+			if isKey {
+				continue
+			}
 		default: // a number, true, false or null
 			for i < len(body) && !strings.ContainsRune(" \t\n\r,]}", rune(body[i])) {
 				i++
 			}
 		}
 		// A value ended.
-		if len(stack) == 0 {
+		if len(w.stack) == 0 {
 			return nil // the first value is read; the decoder judges the rest
 		}
-		top := stack[len(stack)-1]
-		wantKey, nextPath, nextType = top.object, top.path, top.elem
+		top := w.stack[len(w.stack)-1]
+		w.wantKey, w.nextPath, w.nextType = top.object, top.path, top.elem
 	}
 	return nil
+}
+
+// jsonFrame is an object or array checkJSON is inside.
+type jsonFrame struct {
+	object   bool
+	isStruct bool
+	fields   []jsonField  // the struct's fields
+	elem     reflect.Type // an array's element type, nil if unknown
+	path     string
+	keys     map[string]bool // keys seen (by field name for a struct)
+}
+
+// jsonWalker is checkJSON's state.
+type jsonWalker struct {
+	stack    []*jsonFrame
+	nextPath string       // path of the value about to be read
+	nextType reflect.Type // its Go type, nil if unknown
+	wantKey  bool         // the next string in this object is a key
+}
+
+// open enters an object or an array.
+func (w *jsonWalker) open(object bool) {
+	f := &jsonFrame{object: object, path: w.nextPath}
+	if et := deref(w.nextType); et != nil {
+		switch k := et.Kind(); {
+		case object && k == reflect.Struct:
+			f.fields, f.isStruct = jsonFields(et)
+		case !object && (k == reflect.Slice || k == reflect.Array):
+			f.elem = et.Elem()
+		}
+	}
+	w.stack = append(w.stack, f)
+	w.wantKey, w.nextType = object, f.elem
+}
+
+// str reads a string (raw, with its quotes): a value, or an object's key,
+// whose field it checks. stop: leave the verdict to the decoder.
+func (w *jsonWalker) str(raw []byte, lone string) (isKey bool, err *Error, stop bool) {
+	var top *jsonFrame
+	if len(w.stack) > 0 {
+		top = w.stack[len(w.stack)-1]
+	}
+	if top == nil || !top.object || !w.wantKey { // a value
+		if lone != "" {
+			return false, loneSurrogateError(w.nextPath, lone), true
+		}
+		return false, nil, false
+	}
+	if lone != "" {
+		return true, loneSurrogateError(top.path, lone), true
+	}
+	key := string(raw[1 : len(raw)-1])
+	if strings.IndexByte(key, '\\') >= 0 && json.Unmarshal(raw, &key) != nil {
+		return true, nil, true
+	}
+	name, typ := key, reflect.Type(nil)
+	if top.isStruct {
+		f, ok := lookupField(top.fields, key)
+		if !ok {
+			p := joinPath(top.path, key)
+			return true, &Error{Code: CodeInvalidRequest, Field: p, Message: fmt.Sprintf("unknown field %q; %s", p, fieldList(top.path, top.fields))}, true
+		}
+		name, typ = f.name, f.typ
+	}
+	p := joinPath(top.path, name)
+	if top.keys[name] {
+		return true, &Error{Code: CodeInvalidRequest, Field: p, Message: fmt.Sprintf("%s is given twice (JSON keys match fields without regard to case); give it once", p)}, true
+	}
+	if top.keys == nil {
+		top.keys = map[string]bool{}
+	}
+	top.keys[name] = true
+	w.nextPath, w.nextType, w.wantKey = p, typ, false
+	return true, nil, false
 }
 
 // scanString reads the JSON string starting at body[i] (a quote) and

@@ -107,13 +107,6 @@ func (a *Admin) statuses(ctx context.Context, ms []member) ([]Status, error) {
 	now := pipe.Time(ctx)
 	pause := pipe.PTTL(ctx, n.pause())
 	pauseWhy := pipe.Get(ctx, n.pause())
-	type keyCmds struct {
-		state *redis.MapStringStringCmd
-		wait  *redis.FloatCmd
-		why   *redis.StringCmd
-		probe *redis.FloatCmd
-		picks *redis.StringCmd
-	}
 	kc := make([]keyCmds, len(ms))
 	projs := map[string]*redis.SliceCmd{}
 	for i, m := range ms {
@@ -132,53 +125,75 @@ func (a *Admin) statuses(ctx context.Context, ms []member) ([]Status, error) {
 		return nil, fmt.Errorf("keyring: statuses: %w", err)
 	}
 	nowMs := now.Val().UnixMilli()
+	paused := pausedState{left: pause.Val(), why: pauseWhy.Val()}
 	out := make([]Status, len(ms))
 	for i, m := range ms {
-		k := kc[i].state.Val()
-		st := Status{Index: m.index, Fingerprint: m.fingerprint, Project: m.project, State: StateReady, Failures: map[string]int64{}}
-		st.Picks, _ = strconv.ParseInt(kc[i].picks.Val(), 10, 64)
-		for f, v := range k {
-			c, _ := strconv.ParseInt(v, 10, 64)
-			switch {
-			case f == "successes":
-				st.Successes = c
-			case strings.HasPrefix(f, "fail:"):
-				st.Failures[strings.TrimPrefix(f, "fail:")] = c
-			}
-		}
-		pv := projs[m.project].Val()
-		projUntil, projWhy := int64(0), ""
-		if len(pv) == 2 {
-			if s, ok := pv[0].(string); ok {
-				projUntil, _ = strconv.ParseInt(s, 10, 64)
-			}
-			projWhy, _ = pv[1].(string)
-		}
-		keyUntil, _ := strconv.ParseInt(k["until"], 10, 64)
-		waitUntil := int64(kc[i].wait.Val())
-		switch {
-		case k["disabled"] != "":
-			st.State, st.Reason = StateDisabled, k["disabled"]
-			if kc[i].probe.Err() == nil {
-				st.Until = msTime(int64(kc[i].probe.Val()))
-			}
-		case waitUntil > nowMs && kc[i].why.Val() == "rpm":
-			st.State, st.Reason, st.Until = StateCooling, "project "+m.project+": at its per-minute budget (GEMINI_RPM)", msTime(waitUntil)
-		case waitUntil > nowMs && kc[i].why.Val() == "rpd":
-			st.State, st.Reason, st.Until = StateCooling, "project "+m.project+": at its daily budget (GEMINI_RPD)", msTime(waitUntil)
-		case keyUntil > nowMs && keyUntil >= projUntil:
-			st.State, st.Reason, st.Until = StateCooling, k["reason"], msTime(keyUntil)
-		case projUntil > nowMs:
-			st.State, st.Reason, st.Until = StateCooling, "project "+m.project+": "+projWhy, msTime(projUntil)
-		case pause.Val() > 0:
-			st.State, st.Reason, st.Until = StateCooling, "pool paused: "+pauseWhy.Val(), msTime(nowMs+pause.Val().Milliseconds())
-		}
-		st.LastFailure = k["last_fail"]
-		st.LastFailureAt = msField(k["last_fail_at"])
-		st.LastUsedAt = msField(k["last_at"])
-		out[i] = st
+		out[i] = statusOf(m, kc[i], projs[m.project].Val(), nowMs, paused)
 	}
 	return out, nil
+}
+
+// keyCmds are the reads of one key's state in a statuses pipeline.
+type keyCmds struct {
+	state *redis.MapStringStringCmd
+	wait  *redis.FloatCmd
+	why   *redis.StringCmd
+	probe *redis.FloatCmd
+	picks *redis.StringCmd
+}
+
+// pausedState is the whole pool's pause as statuses read it.
+type pausedState struct {
+	left time.Duration
+	why  string
+}
+
+// statusOf is one key's status from what statuses read: its state hash,
+// its wait, why and probe entries, its project's cooldown (pv: until and
+// reason), and the pool's pause.
+func statusOf(m member, kc keyCmds, pv []any, nowMs int64, paused pausedState) Status {
+	k := kc.state.Val()
+	st := Status{Index: m.index, Fingerprint: m.fingerprint, Project: m.project, State: StateReady, Failures: map[string]int64{}}
+	st.Picks, _ = strconv.ParseInt(kc.picks.Val(), 10, 64)
+	for f, v := range k {
+		c, _ := strconv.ParseInt(v, 10, 64)
+		switch {
+		case f == "successes":
+			st.Successes = c
+		case strings.HasPrefix(f, "fail:"):
+			st.Failures[strings.TrimPrefix(f, "fail:")] = c
+		}
+	}
+	projUntil, projWhy := int64(0), ""
+	if len(pv) == 2 {
+		if s, ok := pv[0].(string); ok {
+			projUntil, _ = strconv.ParseInt(s, 10, 64)
+		}
+		projWhy, _ = pv[1].(string)
+	}
+	keyUntil, _ := strconv.ParseInt(k["until"], 10, 64)
+	waitUntil := int64(kc.wait.Val())
+	switch {
+	case k["disabled"] != "":
+		st.State, st.Reason = StateDisabled, k["disabled"]
+		if kc.probe.Err() == nil {
+			st.Until = msTime(int64(kc.probe.Val()))
+		}
+	case waitUntil > nowMs && kc.why.Val() == "rpm":
+		st.State, st.Reason, st.Until = StateCooling, "project "+m.project+": at its per-minute budget (GEMINI_RPM)", msTime(waitUntil)
+	case waitUntil > nowMs && kc.why.Val() == "rpd":
+		st.State, st.Reason, st.Until = StateCooling, "project "+m.project+": at its daily budget (GEMINI_RPD)", msTime(waitUntil)
+	case keyUntil > nowMs && keyUntil >= projUntil:
+		st.State, st.Reason, st.Until = StateCooling, k["reason"], msTime(keyUntil)
+	case projUntil > nowMs:
+		st.State, st.Reason, st.Until = StateCooling, "project "+m.project+": "+projWhy, msTime(projUntil)
+	case paused.left > 0:
+		st.State, st.Reason, st.Until = StateCooling, "pool paused: "+paused.why, msTime(nowMs+paused.left.Milliseconds())
+	}
+	st.LastFailure = k["last_fail"]
+	st.LastFailureAt = msField(k["last_fail_at"])
+	st.LastUsedAt = msField(k["last_at"])
+	return st
 }
 
 // msField reads a hash field of ms since the epoch; nil when unset.

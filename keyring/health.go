@@ -77,27 +77,9 @@ func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
 		n.parked(), n.projKeys(), n.projUntil(), n.disabled(), n.probe(), n.probeN(), n.rpmLog(), n.keyUntil(), n.callsMin()}
 	var others []any
 	if o.Kind == DisableProject {
-		// Every key of the project in the pool, including keys other
-		// replicas hold: a rare report, worth a read first.
-		seen := map[string]bool{key.Fingerprint: true}
-		add := func(fp string) {
-			if !seen[fp] {
-				seen[fp] = true
-				keys = append(keys, n.key(fp))
-				others = append(others, fp)
-			}
-		}
-		for _, k := range s.keys {
-			if k.Project == key.Project {
-				add(k.Fingerprint)
-			}
-		}
-		list, err := r.admin.rdb.HGet(ctx, n.projKeys(), key.Project).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return Change{}, fmt.Errorf("keyring: report: %w", err)
-		}
-		for _, fp := range strings.Fields(list) {
-			add(fp)
+		var err error
+		if keys, others, err = r.projectOthers(ctx, s, key, keys); err != nil {
+			return Change{}, err
 		}
 	}
 	amount, mode := o.For.Milliseconds(), "for"
@@ -130,6 +112,35 @@ func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
 		c.Until = time.UnixMilli(until)
 	}
 	return c, nil
+}
+
+// projectOthers adds the state hashes (to keys) and fingerprints of every
+// other key of key's project in the pool, including keys other replicas
+// hold: a rare report, worth a read first.
+func (r *Ring) projectOthers(ctx context.Context, s *snapshot, key Key, keys []string) ([]string, []any, error) {
+	n := r.admin.names
+	var others []any
+	seen := map[string]bool{key.Fingerprint: true}
+	add := func(fp string) {
+		if !seen[fp] {
+			seen[fp] = true
+			keys = append(keys, n.key(fp))
+			others = append(others, fp)
+		}
+	}
+	for _, k := range s.keys {
+		if k.Project == key.Project {
+			add(k.Fingerprint)
+		}
+	}
+	list, err := r.admin.rdb.HGet(ctx, n.projKeys(), key.Project).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, fmt.Errorf("keyring: report: %w", err)
+	}
+	for _, fp := range strings.Fields(list) {
+		add(fp)
+	}
+	return keys, others, nil
 }
 
 // DueProbes claims up to Options.ProbeBatch disabled keys whose probe is due (among

@@ -45,31 +45,10 @@ func (m Membership) Differs() bool { return len(m.Missing) > 0 || len(m.Extra) >
 // job.
 func (r *Ring) Membership(ctx context.Context) (Membership, error) {
 	s := r.snap.Load()
-	n := r.admin.names
 	for try := 0; ; try++ {
-		pipe := r.admin.rdb.Pipeline()
-		tm := pipe.Time(ctx)
-		seen := pipe.ZRangeWithScores(ctx, n.seen(), 0, -1)
-		reps := pipe.HGetAll(ctx, n.replicas())
-		pool := pipe.HLen(ctx, n.members())
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return Membership{}, fmt.Errorf("keyring: membership: %w", err)
-		}
-		nowMs := tm.Val().UnixMilli()
-		holders := map[string]int{}
-		me := false
-		m := Membership{Pool: int(pool.Val()), Held: len(s.keys)}
-		for _, z := range seen.Val() {
-			id, _ := z.Member.(string)
-			d, ok := reps.Val()[id]
-			if !ok || int64(z.Score) < nowMs-liveFor.Milliseconds() {
-				continue
-			}
-			if id == r.id && d == s.digest {
-				me = true
-			}
-			m.Replicas++
-			holders[d]++
+		m, holders, me, err := r.liveReplicas(ctx, s)
+		if err != nil {
+			return Membership{}, err
 		}
 		if !me {
 			if try > 0 {
@@ -81,49 +60,95 @@ func (r *Ring) Membership(ctx context.Context) (Membership, error) {
 			continue
 		}
 		m.Sets = len(holders)
-		if m.Sets == 1 {
-			m.Fleet = len(s.keys)
-			return m, nil
+		fleet, err := r.fleetDigest(ctx, holders)
+		if err != nil {
+			return Membership{}, err
 		}
-		pipe = r.admin.rdb.Pipeline()
-		cards := map[string]*redis.IntCmd{}
-		for d := range holders {
-			cards[d] = pipe.SCard(ctx, n.set(d))
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return Membership{}, fmt.Errorf("keyring: membership: %w", err)
-		}
-		sets := make([]KeySet, 0, len(holders))
-		for d, h := range holders {
-			sets = append(sets, KeySet{Digest: d, Keys: int(cards[d].Val()), Replicas: h})
-		}
-		sortSets(sets)
-		fleet := sets[0].Digest
 		if fleet == s.digest {
 			m.Fleet = len(s.keys)
 			return m, nil
 		}
-		fps, err := r.admin.rdb.SMembers(ctx, n.set(fleet)).Result()
-		if err != nil {
-			return Membership{}, fmt.Errorf("keyring: membership: %w", err)
-		}
-		m.Fleet = len(fps)
-		inFleet := make(map[string]bool, len(fps))
-		for _, fp := range fps {
-			inFleet[fp] = true
-			if _, ok := s.byFP[fp]; !ok {
-				m.Missing = append(m.Missing, fp)
-			}
-		}
-		for _, k := range s.keys {
-			if !inFleet[k.Fingerprint] {
-				m.Extra = append(m.Extra, k.Fingerprint)
-			}
-		}
-		slices.Sort(m.Missing)
-		slices.Sort(m.Extra)
-		return m, nil
+		return r.compare(ctx, s, m, fleet)
 	}
+}
+
+// liveReplicas counts the live replicas by the digest of the key set each
+// holds; me reports whether Redis knows this replica with its own set.
+func (r *Ring) liveReplicas(ctx context.Context, s *snapshot) (m Membership, holders map[string]int, me bool, err error) {
+	n := r.admin.names
+	pipe := r.admin.rdb.Pipeline()
+	tm := pipe.Time(ctx)
+	seen := pipe.ZRangeWithScores(ctx, n.seen(), 0, -1)
+	reps := pipe.HGetAll(ctx, n.replicas())
+	pool := pipe.HLen(ctx, n.members())
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return m, nil, false, fmt.Errorf("keyring: membership: %w", err)
+	}
+	nowMs := tm.Val().UnixMilli()
+	holders = map[string]int{}
+	m = Membership{Pool: int(pool.Val()), Held: len(s.keys)}
+	for _, z := range seen.Val() {
+		id, _ := z.Member.(string)
+		d, ok := reps.Val()[id]
+		if !ok || int64(z.Score) < nowMs-liveFor.Milliseconds() {
+			continue
+		}
+		if id == r.id && d == s.digest {
+			me = true
+		}
+		m.Replicas++
+		holders[d]++
+	}
+	return m, holders, me, nil
+}
+
+// fleetDigest is the digest of the fleet's set: the one most live replicas
+// hold (ties: the larger, then the smaller digest).
+func (r *Ring) fleetDigest(ctx context.Context, holders map[string]int) (string, error) {
+	if len(holders) == 1 {
+		for d := range holders {
+			return d, nil
+		}
+	}
+	pipe := r.admin.rdb.Pipeline()
+	cards := map[string]*redis.IntCmd{}
+	for d := range holders {
+		cards[d] = pipe.SCard(ctx, r.admin.names.set(d))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return "", fmt.Errorf("keyring: membership: %w", err)
+	}
+	sets := make([]KeySet, 0, len(holders))
+	for d, h := range holders {
+		sets = append(sets, KeySet{Digest: d, Keys: int(cards[d].Val()), Replicas: h})
+	}
+	sortSets(sets)
+	return sets[0].Digest, nil
+}
+
+// compare fills m with the keys this replica lacks of the fleet's set, and
+// those it holds that the fleet's set lacks.
+func (r *Ring) compare(ctx context.Context, s *snapshot, m Membership, fleet string) (Membership, error) {
+	fps, err := r.admin.rdb.SMembers(ctx, r.admin.names.set(fleet)).Result()
+	if err != nil {
+		return Membership{}, fmt.Errorf("keyring: membership: %w", err)
+	}
+	m.Fleet = len(fps)
+	inFleet := make(map[string]bool, len(fps))
+	for _, fp := range fps {
+		inFleet[fp] = true
+		if _, ok := s.byFP[fp]; !ok {
+			m.Missing = append(m.Missing, fp)
+		}
+	}
+	for _, k := range s.keys {
+		if !inFleet[k.Fingerprint] {
+			m.Extra = append(m.Extra, k.Fingerprint)
+		}
+	}
+	slices.Sort(m.Missing)
+	slices.Sort(m.Extra)
+	return m, nil
 }
 
 // Fleet is the fleet's key sets as Admin sees them, without holding any

@@ -1,6 +1,7 @@
 package keyring
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,55 +39,15 @@ type Page struct {
 // follows Limit, not the pool's size. Cursors are positions: a key that
 // changes state between two pages may be seen twice or not at all.
 func (a *Admin) Page(ctx context.Context, q Query) (Page, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
+	limit, off, err := q.bounds()
+	if err != nil {
+		return Page{}, err
 	}
-	limit = min(limit, 1000)
-	off := 0
-	if q.Cursor != "" {
-		v, err := strconv.Atoi(q.Cursor)
-		if err != nil || v < 0 {
-			return Page{}, fmt.Errorf("keyring: page: bad cursor %q", q.Cursor)
-		}
-		off = v
+	fps, more, err := a.pageFingerprints(ctx, q, off, limit)
+	if err != nil || len(fps) == 0 {
+		return Page{Keys: []Status{}}, err
 	}
-	n := a.names
-	var fps []string
-	more := false
-	switch {
-	case q.Project != "":
-		list, err := a.rdb.HGet(ctx, n.projKeys(), q.Project).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return Page{}, fmt.Errorf("keyring: page: %w", err)
-		}
-		fps = strings.Fields(list)
-	default:
-		src := n.order()
-		switch q.State {
-		case "":
-		case StateReady:
-			src = n.ring()
-		case StateCooling:
-			src = n.wait()
-		case StateDisabled:
-			src = n.disabled()
-		default:
-			return Page{}, fmt.Errorf("keyring: page: unknown state %q", q.State)
-		}
-		var err error
-		fps, err = a.rdb.ZRange(ctx, src, int64(off), int64(off+limit)).Result()
-		if err != nil {
-			return Page{}, fmt.Errorf("keyring: page: %w", err)
-		}
-		if len(fps) > limit {
-			fps, more = fps[:limit], true
-		}
-	}
-	if len(fps) == 0 {
-		return Page{Keys: []Status{}}, nil
-	}
-	vals, err := a.rdb.HMGet(ctx, n.members(), fps...).Result()
+	vals, err := a.rdb.HMGet(ctx, a.names.members(), fps...).Result()
 	if err != nil {
 		return Page{}, fmt.Errorf("keyring: page: %w", err)
 	}
@@ -99,22 +60,7 @@ func (a *Admin) Page(ctx context.Context, q Query) (Page, error) {
 	if q.Project != "" {
 		sortMembers(ms)
 		if q.State != "" || off > 0 || len(ms) > limit {
-			all, err := a.statuses(ctx, ms)
-			if err != nil {
-				return Page{}, err
-			}
-			var keep []Status
-			for _, s := range all {
-				if q.State == "" || s.State == q.State {
-					keep = append(keep, s)
-				}
-			}
-			keep = keep[min(off, len(keep)):]
-			p := Page{Keys: keep[:min(limit, len(keep))]}
-			if len(keep) > limit {
-				p.Next = strconv.Itoa(off + limit)
-			}
-			return p, nil
+			return a.projectPage(ctx, ms, q.State, off, limit)
 		}
 	}
 	st, err := a.statuses(ctx, ms)
@@ -123,6 +69,72 @@ func (a *Admin) Page(ctx context.Context, q Query) (Page, error) {
 	}
 	p := Page{Keys: st}
 	if more {
+		p.Next = strconv.Itoa(off + limit)
+	}
+	return p, nil
+}
+
+// bounds reads the query's page size (default 100, at most 1000) and its
+// cursor, a position.
+func (q Query) bounds() (limit, off int, err error) {
+	limit = min(cmp.Or(max(q.Limit, 0), 100), 1000)
+	if q.Cursor != "" {
+		if off, err = strconv.Atoi(q.Cursor); err != nil || off < 0 {
+			return 0, 0, fmt.Errorf("keyring: page: bad cursor %q", q.Cursor)
+		}
+	}
+	return limit, off, nil
+}
+
+// pageFingerprints lists the fingerprints of the page: a project's keys
+// (all of them; projects are small), or one slice of the index of the
+// state asked for (more: there are keys after it).
+func (a *Admin) pageFingerprints(ctx context.Context, q Query, off, limit int) (fps []string, more bool, err error) {
+	n := a.names
+	if q.Project != "" {
+		list, err := a.rdb.HGet(ctx, n.projKeys(), q.Project).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, false, fmt.Errorf("keyring: page: %w", err)
+		}
+		return strings.Fields(list), false, nil
+	}
+	src := n.order()
+	switch q.State {
+	case "":
+	case StateReady:
+		src = n.ring()
+	case StateCooling:
+		src = n.wait()
+	case StateDisabled:
+		src = n.disabled()
+	default:
+		return nil, false, fmt.Errorf("keyring: page: unknown state %q", q.State)
+	}
+	fps, err = a.rdb.ZRange(ctx, src, int64(off), int64(off+limit)).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("keyring: page: %w", err)
+	}
+	if len(fps) > limit {
+		return fps[:limit], true, nil
+	}
+	return fps, false, nil
+}
+
+// projectPage filters a project's keys by state and cuts the page.
+func (a *Admin) projectPage(ctx context.Context, ms []member, state State, off, limit int) (Page, error) {
+	all, err := a.statuses(ctx, ms)
+	if err != nil {
+		return Page{}, err
+	}
+	var keep []Status
+	for _, s := range all {
+		if state == "" || s.State == state {
+			keep = append(keep, s)
+		}
+	}
+	keep = keep[min(off, len(keep)):]
+	p := Page{Keys: keep[:min(limit, len(keep))]}
+	if len(keep) > limit {
 		p.Next = strconv.Itoa(off + limit)
 	}
 	return p, nil
@@ -197,17 +209,33 @@ func (a *Admin) Summary(ctx context.Context) (Summary, error) {
 		s.PausedUntil, s.PauseReason = msTime(nowMs+p.Milliseconds()), pauseWhy.Val()
 	}
 	resets := NextPacificMidnight(now)
+	tallyProjects(&s, members.Val(), waiting, off, func(p string) ProjectSummary {
+		ps := ProjectSummary{Project: p, States: map[State]int{StateReady: 0, StateCooling: 0, StateDisabled: 0},
+			RPM: a.opts.RPM, RPD: a.opts.RPD, DayResets: resets}
+		ps.CallsToday, _ = strconv.Atoi(rpd.Val()[p])
+		if u, _ := strconv.ParseInt(projUntil.Val()[p], 10, 64); u > nowMs {
+			ps.CoolingUntil = msTime(u)
+		}
+		return ps
+	})
+	if logged.Val() > 0 {
+		if err := a.callsThisMinute(ctx, nowMs, s.Projects); err != nil {
+			return Summary{}, err
+		}
+	}
+	return s, nil
+}
+
+// tallyProjects counts the pool's keys by state, overall and per project
+// (made by newProject), into s; projects come out sorted by name.
+func tallyProjects(s *Summary, members map[string]string, waiting, off map[string]bool, newProject func(string) ProjectSummary) {
 	byName := map[string]*ProjectSummary{}
-	for fp, v := range members.Val() {
+	for fp, v := range members {
 		m := parseMember(fp, v)
 		ps := byName[m.project]
 		if ps == nil {
-			ps = &ProjectSummary{Project: m.project, States: map[State]int{StateReady: 0, StateCooling: 0, StateDisabled: 0},
-				RPM: a.opts.RPM, RPD: a.opts.RPD, DayResets: resets}
-			ps.CallsToday, _ = strconv.Atoi(rpd.Val()[m.project])
-			if u, _ := strconv.ParseInt(projUntil.Val()[m.project], 10, 64); u > nowMs {
-				ps.CoolingUntil = msTime(u)
-			}
+			p := newProject(m.project)
+			ps = &p
 			byName[m.project] = ps
 		}
 		st := StateReady
@@ -227,19 +255,21 @@ func (a *Admin) Summary(ctx context.Context) (Summary, error) {
 		s.Projects = append(s.Projects, *ps)
 	}
 	sort.Slice(s.Projects, func(i, j int) bool { return s.Projects[i].Project < s.Projects[j].Project })
-	if logged.Val() > 0 {
-		from := nowMs - (time.Minute + a.opts.RPMMargin).Milliseconds() + 1
-		pipe := a.rdb.Pipeline()
-		counts := make([]*redis.IntCmd, len(s.Projects))
-		for i, ps := range s.Projects {
-			counts[i] = pipe.ZLexCount(ctx, n.rpmLog(), "["+ps.Project+"|"+fmt.Sprintf("%015d", from), "("+ps.Project+"}")
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return Summary{}, fmt.Errorf("keyring: summary: %w", err)
-		}
-		for i := range s.Projects {
-			s.Projects[i].CallsThisMinute = int(counts[i].Val())
-		}
+}
+
+// callsThisMinute counts each project's calls in its per-minute window.
+func (a *Admin) callsThisMinute(ctx context.Context, nowMs int64, ps []ProjectSummary) error {
+	from := nowMs - (time.Minute + a.opts.RPMMargin).Milliseconds() + 1
+	pipe := a.rdb.Pipeline()
+	counts := make([]*redis.IntCmd, len(ps))
+	for i, p := range ps {
+		counts[i] = pipe.ZLexCount(ctx, a.names.rpmLog(), "["+p.Project+"|"+fmt.Sprintf("%015d", from), "("+p.Project+"}")
 	}
-	return s, nil
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("keyring: summary: %w", err)
+	}
+	for i := range ps {
+		ps[i].CallsThisMinute = int(counts[i].Val())
+	}
+	return nil
 }

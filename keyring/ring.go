@@ -341,18 +341,9 @@ func (r *Ring) Pick(ctx context.Context, skip *Skip) (Key, error) {
 		for fp := range skip.fingerprints() {
 			args = append(args, fp)
 		}
-		res, err := pickScript.Run(ctx, r.admin.rdb, keys, args...).Result()
+		fp, wait, extra, err := runPick(ctx, r.admin.rdb, keys, args)
 		if err != nil {
-			return Key{}, fmt.Errorf("keyring: pick: %w", err)
-		}
-		arr, ok := res.([]any)
-		if !ok || len(arr) < 2 {
-			return Key{}, fmt.Errorf("keyring: pick: unexpected reply %T", res)
-		}
-		fp, ok1 := arr[0].(string)
-		wait, ok2 := arr[1].(int64)
-		if !ok1 || !ok2 {
-			return Key{}, fmt.Errorf("keyring: pick: unexpected reply %v", arr)
+			return Key{}, err
 		}
 		if fp != "" {
 			i, ok := s.byFP[fp]
@@ -360,9 +351,7 @@ func (r *Ring) Pick(ctx context.Context, skip *Skip) (Key, error) {
 				return Key{}, fmt.Errorf("keyring: pick: Redis gave key %s, which this replica does not hold", fp)
 			}
 			k := s.keys[i]
-			if len(arr) > 2 {
-				k.lease, _ = arr[2].(string)
-			}
+			k.lease = extra
 			return k, nil
 		}
 		if wait == -2 && try == 0 {
@@ -373,15 +362,34 @@ func (r *Ring) Pick(ctx context.Context, skip *Skip) (Key, error) {
 			}
 			continue
 		}
-		reason := ""
-		if len(arr) > 2 {
-			reason, _ = arr[2].(string)
-		}
 		if wait == -2 {
 			return Key{}, fmt.Errorf("keyring: pick: Redis does not keep this replica's keys")
 		}
-		return Key{}, &NoKeyError{RetryAfter: time.Duration(wait) * time.Millisecond, Reason: reason}
+		return Key{}, &NoKeyError{RetryAfter: time.Duration(wait) * time.Millisecond, Reason: extra}
 	}
+}
+
+// runPick runs pick.lua and checks its reply: the picked fingerprint and
+// its lease, or "" with the wait (ms, -1 never, -2 replica unknown) and
+// the reason.
+func runPick(ctx context.Context, rdb redis.UniversalClient, keys []string, args []any) (fp string, wait int64, extra string, err error) {
+	res, err := pickScript.Run(ctx, rdb, keys, args...).Result()
+	if err != nil {
+		return "", 0, "", fmt.Errorf("keyring: pick: %w", err)
+	}
+	arr, ok := res.([]any)
+	if !ok || len(arr) < 2 {
+		return "", 0, "", fmt.Errorf("keyring: pick: unexpected reply %T", res)
+	}
+	fp, ok1 := arr[0].(string)
+	wait, ok2 := arr[1].(int64)
+	if !ok1 || !ok2 {
+		return "", 0, "", fmt.Errorf("keyring: pick: unexpected reply %v", arr)
+	}
+	if len(arr) > 2 {
+		extra, _ = arr[2].(string)
+	}
+	return fp, wait, extra, nil
 }
 
 // Skip is the set of keys one job run has tried. The zero value (and nil) is

@@ -78,30 +78,9 @@ func newWorker(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, wc W
 	log = slog.New(scrub.Handler(log.Handler()))
 	log.Info(fmt.Sprintf("Loaded %d Gemini API keys for load balancing", len(keys)), "keys", keys)
 	chain, all, _ := g.models() // validated
-	thinking, _ := gemini.ParseThinking(g.Thinking)
-	// Keep as many idle connections as calls can be in flight: Go's default
-	// of 2 per host would open (and TLS-handshake) a new one for most calls.
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConnsPerHost = wc.Concurrency
-	hc := &http.Client{Transport: transport}
-	var models []worker.Model
-	var rs rings
-	var announceErr error // the first; the worker announces again every probe interval
-	for _, name := range all {
-		// One pool per model: Gemini's quotas are per project and model.
-		ring, err := keyring.New(rdb, keys, keyringOptions(g, name))
-		if err != nil {
-			return nil, configError{err}
-		}
-		if err := ring.Announce(ctx); err != nil && announceErr == nil {
-			announceErr = err
-		}
-		gem, err := gemini.New(gemini.Options{BaseURL: g.BaseURL, Model: name, Timeout: g.Timeout, FlexTimeout: g.FlexTimeout,
-			Thinking: thinking, HTTPClient: hc, Redact: scrub.String})
-		if err != nil {
-			return nil, configError{err}
-		}
-		models, rs = append(models, worker.Model{Client: gem, Ring: ring}), append(rs, ring)
+	models, rs, announceErr, err := openModels(ctx, rdb, g, keys, all, wc.Concurrency, scrub)
+	if err != nil {
+		return nil, err
 	}
 	if announceErr != nil && !watch.Down() { // a Redis outage is reported once, by the watcher
 		log.Warn("could not announce the keys to Redis; the worker tries again every 30 s", "err", announceErr)
@@ -141,6 +120,35 @@ func secrets(keys []keyring.Key) []string {
 		out[i] = k.Secret()
 	}
 	return out
+}
+
+// openModels opens one key pool and one Gemini client per model: Gemini's
+// quotas are per project and model. announceErr is the first failure to
+// announce the keys (the worker announces again every probe interval).
+func openModels(ctx context.Context, rdb redis.UniversalClient, g GeminiEnv, keys []keyring.Key, names []string,
+	concurrency int, scrub *redact.Pool) (models []worker.Model, rs rings, announceErr error, err error) {
+	thinking, _ := gemini.ParseThinking(g.Thinking) // validated
+	// Keep as many idle connections as calls can be in flight: Go's default
+	// of 2 per host would open (and TLS-handshake) a new one for most calls.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = concurrency
+	hc := &http.Client{Transport: transport}
+	for _, name := range names {
+		ring, err := keyring.New(rdb, keys, keyringOptions(g, name))
+		if err != nil {
+			return nil, nil, nil, configError{err}
+		}
+		if err := ring.Announce(ctx); err != nil && announceErr == nil {
+			announceErr = err
+		}
+		gem, err := gemini.New(gemini.Options{BaseURL: g.BaseURL, Model: name, Timeout: g.Timeout, FlexTimeout: g.FlexTimeout,
+			Thinking: thinking, HTTPClient: hc, Redact: scrub.String})
+		if err != nil {
+			return nil, nil, nil, configError{err}
+		}
+		models, rs = append(models, worker.Model{Client: gem, Ring: ring}), append(rs, ring)
+	}
+	return models, rs, announceErr, nil
 }
 
 // watchRedis reports Redis outages in a few clear lines (and quiets the

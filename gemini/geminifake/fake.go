@@ -6,6 +6,7 @@
 package geminifake
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -186,62 +187,18 @@ func (u *Upstream) Reset() {
 // ServeHTTP answers POST /v1beta/models/{model}:generateContent and
 // GET /v1beta/models/{model}.
 func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<20))
-	key := r.Header.Get("x-goog-api-key")
-	queryKey := r.URL.Query().Has("key")
-	if key == "" {
-		key = r.URL.Query().Get("key")
-	}
-	rest, isModels := strings.CutPrefix(r.URL.Path, "/v1beta/models/")
-	model, isGenerate := strings.CutSuffix(rest, ":generateContent")
-	isGenerate = isGenerate && isModels && r.Method == http.MethodPost
-	isProbe := isModels && r.Method == http.MethodGet && rest != "" && !strings.ContainsAny(rest, ":/")
-	switch {
-	case isProbe:
-		model = rest
-	case !isGenerate:
-		model = ""
-	}
+	q := parseRequest(r)
 	u.mu.Lock()
 	i := len(u.calls)
-	u.calls = append(u.calls, Call{Key: key, Model: model, Method: r.Method, Path: r.URL.Path,
-		Query: r.URL.RawQuery, At: time.Now(), Body: body})
-	var reply Reply
-	switch {
-	case queryKey:
-		reply = Reply{Status: http.StatusBadRequest, Body: []byte(`{"error":{"code":400,"message":"geminifake: API keys must not be sent in the URL (?key=); use the x-goog-api-key header.","status":"INVALID_ARGUMENT"}}`)}
-	case !isGenerate && !isProbe:
-		reply = FixtureReply("404_model_not_found")
-	case key == "":
-		reply = FixtureReply("401_unauthenticated")
-	case u.models[model].Body != nil:
-		reply = u.models[model]
-	case isProbe:
-		reply = Reply{Status: http.StatusOK, Body: fmt.Appendf(nil, `{"name":"models/%s"}`, model)}
-		if a, ok := u.always[key]; ok && slices.Contains([]int{400, 401, 402, 403}, a.Status) {
-			reply = a
-		}
-	case !json.Valid(body):
-		reply = FixtureReply("400_invalid_argument")
-	default:
-		var scripted bool
-		reply, scripted = u.next(key)
-		if !scripted {
-			u.mu.Unlock() // Respond may call back into u
-			reply = u.opts.Respond(key, body)
-			u.mu.Lock()
-		}
-		reply.Delay += u.opts.Latency
-	}
+	u.calls = append(u.calls, Call{Key: q.key, Model: q.model, Method: r.Method, Path: r.URL.Path,
+		Query: r.URL.RawQuery, At: time.Now(), Body: q.body})
+	reply := u.reply(q) // unlocks and locks again around Options.Respond
 	u.mu.Unlock()
 
 	if !wait(r.Context(), reply.Delay) {
 		return // the client went away; Status stays 0
 	}
-	status := reply.Status
-	if status == 0 {
-		status = http.StatusOK
-	}
+	status := cmp.Or(reply.Status, http.StatusOK)
 	ctype := "application/json; charset=UTF-8"
 	if !json.Valid(reply.Body) {
 		ctype = http.DetectContentType(reply.Body)
@@ -251,10 +208,67 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(reply.Body)
 	u.mu.Lock()
 	u.calls[i].Status = status
-	if status == http.StatusOK && isGenerate {
+	if status == http.StatusOK && q.generate {
 		u.calls[i].Usage = usageOf(reply.Body)
 	}
 	u.mu.Unlock()
+}
+
+// request is what the fake reads of a call.
+type request struct {
+	body            []byte
+	key, model      string
+	queryKey        bool // the key came in ?key= (a real client never does that)
+	generate, probe bool
+}
+
+func parseRequest(r *http.Request) request {
+	q := request{key: r.Header.Get("x-goog-api-key"), queryKey: r.URL.Query().Has("key")}
+	q.body, _ = io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if q.key == "" {
+		q.key = r.URL.Query().Get("key")
+	}
+	rest, isModels := strings.CutPrefix(r.URL.Path, "/v1beta/models/")
+	model, generate := strings.CutSuffix(rest, ":generateContent")
+	q.generate = generate && isModels && r.Method == http.MethodPost
+	q.probe = isModels && r.Method == http.MethodGet && rest != "" && !strings.ContainsAny(rest, ":/")
+	switch {
+	case q.probe:
+		q.model = rest
+	case q.generate:
+		q.model = model
+	}
+	return q
+}
+
+// reply chooses the answer to q. u.mu is held; it is let go while
+// Options.Respond runs, which may call back into u.
+func (u *Upstream) reply(q request) Reply {
+	switch {
+	case q.queryKey:
+		return Reply{Status: http.StatusBadRequest, Body: []byte(`{"error":{"code":400,"message":"geminifake: API keys must not be sent in the URL (?key=); use the x-goog-api-key header.","status":"INVALID_ARGUMENT"}}`)}
+	case !q.generate && !q.probe:
+		return FixtureReply("404_model_not_found")
+	case q.key == "":
+		return FixtureReply("401_unauthenticated")
+	case u.models[q.model].Body != nil:
+		return u.models[q.model]
+	case q.probe:
+		if a, ok := u.always[q.key]; ok && slices.Contains([]int{400, 401, 402, 403}, a.Status) {
+			return a
+		}
+		return Reply{Status: http.StatusOK, Body: fmt.Appendf(nil, `{"name":"models/%s"}`, q.model)}
+	case !json.Valid(q.body):
+		return FixtureReply("400_invalid_argument")
+	}
+	reply, scripted := u.next(q.key)
+	if !scripted {
+		u.mu.Unlock()
+		reply = u.opts.Respond(q.key, q.body)
+		u.mu.Lock()
+	}
+	reply.Delay += u.opts.Latency
+	return reply
 }
 
 // next pops key's script, or returns its Always reply; false if neither
