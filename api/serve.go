@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,9 @@ const DefaultMaxConns = 1024
 // KiB): a bearer token, an Idempotency-Key and a browser's cookies fit
 // many times over; net/http's own default is 1 MiB per connection.
 const maxHeaderBytes = 32 << 10
+
+// afterFlood is how long after a flood ebbs its memory is handed back.
+const afterFlood = 5 * time.Second
 
 // drainTimeout bounds how long Serve waits for requests in flight once its
 // context ends.
@@ -56,6 +60,12 @@ func (s *Server) serve(ctx context.Context, ln *limitListener) error {
 			s.log.Warn("API at its connection limit: new connections wait, idle ones are closed", "max_conns", cap(ln.sem))
 		}
 		hs.SetKeepAlivesEnabled(!full) // false also closes the idle ones
+		if !full {
+			// The flood is ebbing. Once it is over, hand its memory back:
+			// with nothing allocating afterwards, no GC would run and the
+			// runtime would keep the flood's heap for good.
+			time.AfterFunc(afterFlood, debug.FreeOSMemory)
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
