@@ -9,7 +9,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/keyq/keyq/metrics"
 	"github.com/keyq/keyq/tasks"
 )
 
@@ -25,10 +24,12 @@ func (s *Server) postGenerate(w http.ResponseWriter, r *http.Request) error {
 		timeout = s.models.flexTimeout
 	}
 	id := newJobID()
-	headers := metrics.EnqueueHeaders(time.Now())
-	if owner := ownerOf(r); owner != "" {
-		headers[tasks.HeaderOwner] = owner
+	// The body is Google's request shape: the callback rides in the query.
+	cb, err := s.cl.callbackFor(r.Context(), r, r.URL.Query().Get("callback_url"))
+	if err != nil {
+		return err
 	}
+	headers := s.jobHeaders(r, cb, "", time.Now())
 	task, err := tasks.NewGenerateTask(p)
 	if err != nil {
 		return err
@@ -41,6 +42,7 @@ func (s *Server) postGenerate(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.client.EnqueueContext(ctx, task); err != nil {
 		return redisErr(err)
 	}
+	s.indexJob(ctx, r, id, time.Now())
 	w.Header().Set("Location", "/api/jobs/"+id)
 	writeJSON(w, http.StatusAccepted, JobAccepted{ID: id, Status: tasks.StatusQueued, StatusURL: "/api/jobs/" + id})
 	return nil

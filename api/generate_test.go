@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -74,5 +75,27 @@ func TestTokenCap(t *testing.T) {
 		if _, err := api.ParseCaps(bad); err == nil {
 			t.Errorf("ParseCaps(%q) accepted", bad)
 		}
+	}
+}
+
+// A generate job is a job like any other: it is in its token's list, and
+// other tokens do not see it.
+func TestGenerateJobsAreListed(t *testing.T) {
+	a, b := "generate-token-a-0123456789", "generate-token-b-0123456789"
+	e := newEnv(t, api.Options{Tokens: []string{a, b}})
+	ha, hb := map[string]string{"Authorization": "Bearer " + a}, map[string]string{"Authorization": "Bearer " + b}
+	r := e.postGenerate(t, `{"contents":[{"parts":[{"text":"hi"}]}]}`, ha)
+	var acc api.JobAccepted
+	if r.status != http.StatusAccepted || json.Unmarshal(r.body, &acc) != nil {
+		t.Fatalf("POST /api/generate: %d %s", r.status, r.body)
+	}
+	if l := e.do(t, request{method: http.MethodGet, path: "/api/jobs", header: ha}); !strings.Contains(string(l.body), acc.ID) {
+		t.Errorf("the generate job is not in its token's list: %s", l.body)
+	}
+	if l := e.do(t, request{method: http.MethodGet, path: "/api/jobs", header: hb}); strings.Contains(string(l.body), acc.ID) {
+		t.Errorf("another token sees the job: %s", l.body)
+	}
+	if g := e.do(t, request{method: http.MethodGet, path: "/api/jobs/" + acc.ID, header: hb}); g.status != http.StatusNotFound {
+		t.Errorf("another token GETs the job: %d", g.status)
 	}
 }

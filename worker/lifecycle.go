@@ -29,7 +29,7 @@ const afterRunTimeout = 5 * time.Second
 
 func (l *lifecycle) middleware(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-		if t.Type() != tasks.TypeAnalyzeCharacter {
+		if _, ok := tasks.KindOf(t.Type()); !ok { // not a job (nothing else is on this mux today)
 			return next.ProcessTask(ctx, t)
 		}
 		id, _ := asynq.GetTaskID(ctx)
