@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyq/keyq/internal/jobstore"
 	"github.com/keyq/keyq/tasks"
 )
 
@@ -66,7 +67,7 @@ func (s *Server) taskInfo(ctx context.Context, id string) (*asynq.TaskInfo, erro
 		}
 		return s.inspector.GetTaskInfo(tasks.Queue, id)
 	}
-	n, oerr := orphanScript.Run(ctx, s.rdb, []string{"asynq:{" + tasks.Queue + "}:t:" + id}).Int64()
+	n, oerr := orphanScript.Run(ctx, s.rdb, []string{jobstore.TaskKey(id)}).Int64()
 	if oerr == nil && n == 1 {
 		s.log.Warn("deleted an orphan task hash (a result written for a job that was gone)", "job", id)
 		return nil, asynq.ErrTaskNotFound

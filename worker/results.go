@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/keyq/keyq/internal/jobstore"
 )
 
 // results reads and writes a job's result in asynq's own task hash, so
@@ -18,8 +20,7 @@ import (
 // runs it again after the lease. Gemini was paid for the first answer, so
 // a run first looks for a stored result and finishes with it.
 type results struct {
-	rdb   redis.UniversalClient
-	queue string
+	rdb redis.UniversalClient
 }
 
 var (
@@ -31,13 +32,9 @@ var (
 // errTaskGone is returned by store when the task no longer exists.
 var errTaskGone = errors.New("the job is gone from Redis (deleted, expired, or Redis lost its data); its result is not stored")
 
-// taskKey is asynq v0.26's key of a task's hash (internal/base.TaskKey);
-// TestTaskKeyIsAsynqs checks it against a task asynq wrote.
-func (r results) taskKey(id string) string { return "asynq:{" + r.queue + "}:t:" + id }
-
 // stored returns the result an earlier run stored, or nil.
 func (r results) stored(ctx context.Context, id string) ([]byte, error) {
-	b, err := r.rdb.HGet(ctx, r.taskKey(id), "result").Bytes()
+	b, err := r.rdb.HGet(ctx, jobstore.TaskKey(id), "result").Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -46,7 +43,7 @@ func (r results) stored(ctx context.Context, id string) ([]byte, error) {
 
 // store writes the result if the task still exists.
 func (r results) store(ctx context.Context, id string, b []byte) error {
-	n, err := storeResultScript.Run(ctx, r.rdb, []string{r.taskKey(id)}, b).Int64()
+	n, err := storeResultScript.Run(ctx, r.rdb, []string{jobstore.TaskKey(id)}, b).Int64()
 	switch {
 	case err != nil:
 		return fmt.Errorf("store result: %w", err)

@@ -104,7 +104,7 @@ func New(rdb redis.UniversalClient, h *Handler, opts Options) (*Worker, error) {
 		return nil, errors.New("worker: Concurrency, JobRetryDelay, ShutdownTimeout, ProbeInterval, TaskCheckInterval and WebhookConcurrency must not be negative")
 	}
 	log := cmp.Or(opts.Logger, slog.Default())
-	h.results = results{rdb: rdb, queue: tasks.Queue}
+	h.results = results{rdb: rdb}
 	h.alerts = opts.Alerts
 	for _, m := range h.Models() {
 		metrics.InitKeyEvents(m.Ring.Pool(), EventDisabled, EventLeaked, EventCooled, EventPaused)

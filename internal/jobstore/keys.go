@@ -17,7 +17,9 @@ const EventsChannel = prefix + "events"
 func JobKey(id string) string { return prefix + "job:" + id }
 
 // TaskKey is asynq v0.26's hash of a task of keyq's queue
-// (internal/base.TaskKey), as worker.results.taskKey, which TestTaskKeyIsAsynqs checks.
+// (internal/base.TaskKey), the one definition keyq uses (worker results,
+// the API's orphan check); worker's TestARunFinishesWithAnEarlierRunsResult
+// shows asynq reads what is written there.
 func TaskKey(id string) string { return "asynq:{" + tasks.Queue + "}:t:" + id }
 
 // OwnerKey is the sorted set of an owner's jobs (score: enqueue time in
