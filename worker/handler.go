@@ -151,14 +151,6 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return &tasks.JobError{Class: tasks.ClassBadPayload, Message: err.Error(), Final: true}
 	}
-	if h.results.rdb != nil {
-		if prev, err := h.results.stored(ctx, id); err != nil {
-			return fmt.Errorf("look for an earlier run's result: %w", err)
-		} else if prev != nil {
-			log.Info("an earlier run of this job stored its result; finishing with it without calling Gemini again")
-			return nil
-		}
-	}
 	res, err := h.run(ctx, log, runOf{job: job, models: models, owner: t.Headers()[tasks.HeaderOwner], pinned: job.Options().Model != ""})
 	if err != nil {
 		return finalIfLastRun(ctx, err)
@@ -200,6 +192,7 @@ func (h *Handler) storeResult(ctx context.Context, log *slog.Logger, id string, 
 		}
 		switch {
 		case err == nil:
+			keepResult(ctx, b)
 			return nil
 		case errors.Is(err, errTaskGone):
 			log.Warn(err.Error())

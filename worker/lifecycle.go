@@ -34,27 +34,46 @@ func (l *lifecycle) middleware(next asynq.Handler) asynq.Handler {
 		}
 		id, _ := asynq.GetTaskID(ctx)
 		run := lifeRunOf(ctx, t, id)
-		if cancelled(ctx, l.store, l.log, id) && !l.succeeded(ctx, id) {
-			l.after(ctx, run, errCancelledBefore)
+		marked, prev, err := l.store.BeforeRun(ctx, id)
+		if err != nil {
+			// A lost cancel is better than a lost job: the run goes ahead.
+			l.log.Warn("could not read the job's cancel mark; running it", "job", id, "err", err)
+		}
+		switch {
+		case len(prev) > 0:
+			// An earlier run stored the result, but asynq did not record
+			// the job as done (Redis away as it finished, or a cancel that
+			// cut its context as it ended): the success stands, and
+			// Gemini is not called, nor billed, again.
+			l.log.Info("an earlier run of this job stored its result; finishing with it without calling Gemini again", "job", id)
+			l.after(ctx, run, nil, prev)
+			return nil
+		case marked:
+			l.after(ctx, run, errCancelledBefore, nil)
 			return errCancelledBefore
 		}
 		l.publish(ctx, run, run.job(tasks.StatusRunning, nil))
-		err := next.ProcessTask(ctx, t)
+		sink := &resultSink{}
+		err = next.ProcessTask(context.WithValue(ctx, resultSinkKey{}, sink), t)
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterRunTimeout)
 		defer cancel()
 		err = cancelledRun(actx, l.store, l.log, id, err)
-		l.after(actx, run, err)
+		l.after(actx, run, err, sink.result)
 		return err
 	})
 }
 
-// succeeded reports whether an earlier run stored the job's result: asynq
-// may retry a run that succeeded if a cancel cut its context as it ended;
-// the run is then let through, and finishes with the stored result
-// (Handler.ProcessTask) without calling Gemini: the success stands.
-func (l *lifecycle) succeeded(ctx context.Context, id string) bool {
-	b, err := l.store.Result(ctx, id)
-	return err == nil && len(b) > 0
+// resultSink carries the result a run stored out to the middleware, which
+// sends it to waiters and webhooks without reading it back from Redis.
+type resultSink struct{ result []byte }
+
+type resultSinkKey struct{}
+
+// keepResult hands a stored result to the middleware around the run.
+func keepResult(ctx context.Context, b []byte) {
+	if s, ok := ctx.Value(resultSinkKey{}).(*resultSink); ok {
+		s.result = b
+	}
 }
 
 // lifeRun is what the middleware knows of one run of a job.

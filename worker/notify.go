@@ -21,7 +21,8 @@ func (l *lifecycle) publish(ctx context.Context, r lifeRun, j tasks.Job) (batchC
 
 // after publishes the job's state after a run and, when it is final,
 // enqueues its webhook and its batch's.
-func (l *lifecycle) after(ctx context.Context, r lifeRun, err error) {
+// result is the run's stored result when the run knows it (nil: read it).
+func (l *lifecycle) after(ctx context.Context, r lifeRun, err error, result []byte) {
 	s, spent := r.statusAfter(err)
 	j := r.job(s, err)
 	if !spent {
@@ -32,8 +33,11 @@ func (l *lifecycle) after(ctx context.Context, r lifeRun, err error) {
 		j.Error = nil
 		now := time.Now().UTC()
 		j.CompletedAt = &now
-		if b, err := l.store.Result(ctx, r.id); err == nil && json.Valid(b) {
-			raw := json.RawMessage(b)
+		if result == nil {
+			result, _ = l.store.Result(ctx, r.id)
+		}
+		if json.Valid(result) {
+			raw := json.RawMessage(result)
 			j.Result = &raw
 		}
 	}

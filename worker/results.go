@@ -11,14 +11,13 @@ import (
 	"github.com/keyq/keyq/internal/jobstore"
 )
 
-// results reads and writes a job's result in asynq's own task hash, so
-// that a run can see what an earlier run of the same job stored.
-//
-// asynq runs a job at least once: a worker that stored the result and then
+// results writes a job's result in asynq's own task hash, only while the
+// task exists. A run first looks for a result an earlier run stored (the
+// lifecycle middleware, with the cancel mark, in one round trip): asynq
+// runs a job at least once, and a worker that stored the result and then
 // lost Redis before asynq marked the task done (its mark-as-done uses a
 // context it has already cancelled) leaves the task active; the recoverer
-// runs it again after the lease. Gemini was paid for the first answer, so
-// a run first looks for a stored result and finishes with it.
+// runs it again after the lease. Gemini was paid for the first answer.
 type results struct {
 	rdb redis.UniversalClient
 }
@@ -31,15 +30,6 @@ var (
 
 // errTaskGone is returned by store when the task no longer exists.
 var errTaskGone = errors.New("the job is gone from Redis (deleted, expired, or Redis lost its data); its result is not stored")
-
-// stored returns the result an earlier run stored, or nil.
-func (r results) stored(ctx context.Context, id string) ([]byte, error) {
-	b, err := r.rdb.HGet(ctx, jobstore.TaskKey(id), "result").Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	return b, err
-}
 
 // store writes the result if the task still exists.
 func (r results) store(ctx context.Context, id string, b []byte) error {

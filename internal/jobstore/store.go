@@ -102,6 +102,20 @@ func (s *Store) Cancelled(ctx context.Context, id string) (bool, error) {
 	return s.rdb.HExists(ctx, JobKey(id), "cancelled_at").Result()
 }
 
+// BeforeRun reads, in one round trip, what a run must know first: whether
+// the job is marked cancelled, and the result an earlier run stored (nil
+// if none).
+func (s *Store) BeforeRun(ctx context.Context, id string) (cancelled bool, result []byte, err error) {
+	pipe := s.rdb.Pipeline()
+	c := pipe.HExists(ctx, JobKey(id), "cancelled_at")
+	r := pipe.HGet(ctx, TaskKey(id), "result")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return false, nil, err
+	}
+	b, _ := r.Bytes()
+	return c.Val(), b, nil
+}
+
 // State is keyq's state of a job.
 type State struct {
 	Seq            int64
