@@ -33,34 +33,7 @@ func partPick(ctx context.Context, env *benchEnv, rep *report) error {
 			if err != nil {
 				return err
 			}
-			var mu sync.Mutex
-			var all durs
-			var errs int
-			end := time.Now().Add(*flagPickDur)
-			t0 := time.Now()
-			var wg sync.WaitGroup
-			for i := 0; i < g; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					var mine durs
-					var e int
-					for time.Now().Before(end) {
-						s := time.Now()
-						_, err := ring.Pick(ctx, nil)
-						mine = append(mine, time.Since(s))
-						if err != nil {
-							e++
-						}
-					}
-					mu.Lock()
-					all = append(all, mine...)
-					errs += e
-					mu.Unlock()
-				}()
-			}
-			wg.Wait()
-			el := time.Since(t0)
+			all, errs, el := pickLoad(ctx, ring, g, *flagPickDur)
 			after, err := commandStats(ctx, rdb)
 			if err != nil {
 				return err
@@ -82,4 +55,33 @@ func partPick(ctx context.Context, env *benchEnv, rep *report) error {
 	}
 	rep.add(b.String())
 	return nil
+}
+
+// pickLoad picks from ring with g goroutines for d, timing every pick, and
+// returns the latencies, the failed picks and the wall time.
+func pickLoad(ctx context.Context, ring *keyring.Ring, g int, d time.Duration) (all durs, errs int, el time.Duration) {
+	var mu sync.Mutex
+	end := time.Now().Add(d)
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for range g {
+		wg.Go(func() {
+			var mine durs
+			e := 0
+			for time.Now().Before(end) {
+				s := time.Now()
+				_, err := ring.Pick(ctx, nil)
+				mine = append(mine, time.Since(s))
+				if err != nil {
+					e++
+				}
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			errs += e
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return all, errs, time.Since(t0)
 }

@@ -224,34 +224,7 @@ func poolRun(ctx context.Context, rdb *redis.Client, n int, frac float64, budget
 	if err != nil {
 		return poolRow{}, err
 	}
-	var mu sync.Mutex
-	var all durs
-	var errs int
-	end := time.Now().Add(*flagPoolDur)
-	t0 := time.Now()
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine durs
-			e := 0
-			for time.Now().Before(end) {
-				s := time.Now()
-				_, err := ring.Pick(ctx, nil)
-				mine = append(mine, time.Since(s))
-				if err != nil {
-					e++
-				}
-			}
-			mu.Lock()
-			all = append(all, mine...)
-			errs += e
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	el := time.Since(t0)
+	all, errs, el := pickLoad(ctx, ring, 8, *flagPoolDur)
 	after, err := commandUsec(ctx, rdb)
 	if err != nil {
 		return poolRow{}, err
