@@ -68,8 +68,53 @@ type Change struct {
 // Report records the outcome of a call with key, in one round trip, and
 // returns the change of state it caused, for the caller to log.
 func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
+	keys, args, err := r.reportArgs(ctx, key, o)
+	if err != nil {
+		return Change{}, err
+	}
+	return changeOf(reportScript.Run(ctx, r.admin.rdb, keys, args...).Result())
+}
+
+// QueueReport adds the report of a call with key to pipe, so that it costs
+// no round trip of its own (a worker sends it with the job's result); its
+// Result is ready once pipe is executed. DisableProject reads the project's
+// keys first: a rare report, worth a round trip.
+func (r *Ring) QueueReport(ctx context.Context, pipe redis.Pipeliner, key Key, o Outcome) *ReportCmd {
+	keys, args, err := r.reportArgs(ctx, key, o)
+	if err != nil {
+		return &ReportCmd{err: err}
+	}
+	// EVALSHA alone: a pipeline cannot fall back to EVAL, which Result
+	// does when Redis does not know the script (restarted or flushed).
+	return &ReportCmd{cmd: reportScript.EvalSha(ctx, pipe, keys, args...), rerun: func() *redis.Cmd {
+		return reportScript.Run(ctx, r.admin.rdb, keys, args...)
+	}}
+}
+
+// ReportCmd is a report queued on a pipeline.
+type ReportCmd struct {
+	cmd   *redis.Cmd
+	rerun func() *redis.Cmd
+	err   error
+}
+
+// Result is the change of state the report caused, once the pipeline ran.
+func (c *ReportCmd) Result() (Change, error) {
+	if c.err != nil {
+		return Change{}, c.err
+	}
+	res, err := c.cmd.Result()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		res, err = c.rerun().Result()
+	}
+	return changeOf(res, err)
+}
+
+// reportArgs are report.lua's KEYS and ARGV for the outcome o of a call
+// with key.
+func (r *Ring) reportArgs(ctx context.Context, key Key, o Outcome) ([]string, []any, error) {
 	if o.Kind < Success || o.Kind > DisableProject {
-		return Change{}, fmt.Errorf("keyring: unknown outcome kind %d", o.Kind)
+		return nil, nil, fmt.Errorf("keyring: unknown outcome kind %d", o.Kind)
 	}
 	s := r.snap.Load()
 	n := r.admin.names
@@ -79,7 +124,7 @@ func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
 	if o.Kind == DisableProject {
 		var err error
 		if keys, others, err = r.projectOthers(ctx, s, key, keys); err != nil {
-			return Change{}, err
+			return nil, nil, err
 		}
 	}
 	amount, mode := o.For.Milliseconds(), "for"
@@ -96,7 +141,11 @@ func (r *Ring) Report(ctx context.Context, key Key, o Outcome) (Change, error) {
 	args := []any{kindName[o.Kind], o.Class, amount, mode, o.Reason, key.Project,
 		probe, rand.IntN(200), r.opts.PoolPause.Milliseconds(), key.Fingerprint,
 		key.lease, (time.Minute + r.opts.RPMMargin).Milliseconds(), r.opts.RPMMargin.Milliseconds()}
-	res, err := reportScript.Run(ctx, r.admin.rdb, keys, append(args, others...)...).Result()
+	return keys, append(args, others...), nil
+}
+
+// changeOf reads report.lua's reply.
+func changeOf(res any, err error) (Change, error) {
 	if err != nil {
 		return Change{}, fmt.Errorf("keyring: report: %w", err)
 	}

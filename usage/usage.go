@@ -72,22 +72,30 @@ func (s *Store) Today() string { return Day(s.now()) }
 
 // Record adds e to today's sums: one pipeline of HINCRBYs and an EXPIRE.
 func (s *Store) Record(ctx context.Context, e Entry) error {
+	pipe := s.rdb.Pipeline()
+	s.Queue(ctx, pipe, e)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Queue adds Record's writes to pipe, for a caller that sends them with
+// its own (a worker, with the job's result), and returns them to check
+// once pipe is executed.
+func (s *Store) Queue(ctx context.Context, pipe redis.Pipeliner, e Entry) []redis.Cmder {
 	key := dayKey(s.prefix, s.Today())
 	tier := cmp.Or(e.Tier, "standard")
 	vals := map[string]int{KindPrompt: e.Prompt, KindCandidates: e.Candidates, KindThoughts: e.Thoughts,
 		KindCached: e.Cached, KindTotal: e.Total, KindCalls: 1}
 	dims := map[string]string{"m": e.Model, "p": cmp.Or(e.Project, "-"), "k": cmp.Or(e.Key, "-"), "t": cmp.Or(e.Token, "-")}
-	pipe := s.rdb.Pipeline()
+	var cmds []redis.Cmder
 	for dim, v := range dims {
 		for kind, n := range vals {
 			if n != 0 {
-				pipe.HIncrBy(ctx, key, field(dim, v, e.Model, tier, kind), int64(n))
+				cmds = append(cmds, pipe.HIncrBy(ctx, key, field(dim, v, e.Model, tier, kind), int64(n)))
 			}
 		}
 	}
-	pipe.Expire(ctx, key, Retention)
-	_, err := pipe.Exec(ctx)
-	return err
+	return append(cmds, pipe.Expire(ctx, key, Retention))
 }
 
 // Counts are the sums of one group.

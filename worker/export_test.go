@@ -2,11 +2,15 @@ package worker
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// StoreForTest exposes results.store to the external tests.
+// StoreForTest exposes the result's write to the external tests.
 func StoreForTest(rdb redis.UniversalClient) func(context.Context, string, []byte) error {
-	return results{rdb: rdb}.store
+	h := &Handler{results: results{rdb: rdb}}
+	return func(ctx context.Context, id string, b []byte) error {
+		return h.writeResult(ctx, slog.New(slog.DiscardHandler), id, nil, b, nil)
+	}
 }

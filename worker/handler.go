@@ -151,7 +151,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return &tasks.JobError{Class: tasks.ClassBadPayload, Message: err.Error(), Final: true}
 	}
-	res, err := h.run(ctx, log, runOf{job: job, models: models, owner: t.Headers()[tasks.HeaderOwner], pinned: job.Options().Model != ""})
+	res, paid, err := h.run(ctx, log, runOf{job: job, models: models, owner: t.Headers()[tasks.HeaderOwner], pinned: job.Options().Model != ""})
 	if err != nil {
 		return finalIfLastRun(ctx, err)
 	}
@@ -159,7 +159,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	return h.storeResult(ctx, log, id, t.ResultWriter(), b)
+	return h.storeResult(ctx, log, id, t.ResultWriter(), b, paid)
 }
 
 // parse reads a task's payload with its registered kind and finds the
@@ -175,35 +175,6 @@ func (h *Handler) parse(t *asynq.Task) (tasks.Runnable, []Model, error) {
 	}
 	models, err := h.modelsFor(job.Options())
 	return job, models, err
-}
-
-// storeResult writes the result, retrying while Redis is briefly away and
-// the job has time: the answer is paid for, and a failed write would have
-// asynq run the job, and bill the call, again. A job that is gone from
-// Redis gets no result (an orphan hash would answer polls forever).
-func (h *Handler) storeResult(ctx context.Context, log *slog.Logger, id string, w *asynq.ResultWriter, b []byte) error {
-	wait := 100 * time.Millisecond
-	for {
-		var err error
-		if h.results.rdb != nil {
-			err = h.results.store(ctx, id, b)
-		} else {
-			_, err = w.Write(b)
-		}
-		switch {
-		case err == nil:
-			keepResult(ctx, b)
-			return nil
-		case errors.Is(err, errTaskGone):
-			log.Warn(err.Error())
-			return nil
-		}
-		log.Warn("could not store the result; trying again", "err", err, "in", wait)
-		if err := sleep(ctx, wait); err != nil {
-			return fmt.Errorf("store result: %w", err)
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
 }
 
 // finalIfLastRun makes the failure of a job's last run final (see
@@ -238,30 +209,30 @@ type runOf struct {
 
 // run tries the models of the run in order: a model that is gone (404) or
 // out of its daily quota on every project passes the job to the next.
-func (h *Handler) run(ctx context.Context, log *slog.Logger, r runOf) (*tasks.Result, error) {
+func (h *Handler) run(ctx context.Context, log *slog.Logger, r runOf) (*tasks.Result, *paidCall, error) {
 	req, err := r.job.Request()
 	if err != nil {
-		return nil, &tasks.JobError{Class: tasks.ClassBadPayload, Message: err.Error(), Final: true}
+		return nil, nil, &tasks.JobError{Class: tasks.ClassBadPayload, Message: err.Error(), Final: true}
 	}
 	start := time.Now()
 	for i, m := range r.models {
 		next := i+1 < len(r.models)
-		res, err := h.runModel(ctx, log, r, m, req, next)
+		res, paid, err := h.runModel(ctx, log, r, m, req, next)
 		if errors.Is(err, errNextModel) {
 			log.Warn(fmt.Sprintf("[Gemini] Model %s cannot answer (%s); moving to %s", m.Name(), errors.Unwrap(err), r.models[i+1].Name()),
 				"model", m.Name())
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		res.Model, res.DurationMS = m.Name(), time.Since(start).Milliseconds()
 		if !r.pinned {
 			res.ChainPosition = i + 1
 		}
-		return res, nil
+		return res, paid, nil
 	}
-	return nil, errors.New("unreachable: the last model never passes the job on")
+	return nil, nil, errors.New("unreachable: the last model never passes the job on")
 }
 
 // errNextModel wraps why a model passes the job to the next of the chain.
@@ -274,20 +245,21 @@ func (e *nextModelError) Is(target error) bool { return target == errNextModel }
 func (e *nextModelError) Unwrap() error        { return errors.New(e.why) }
 
 // runModel is one model's share of a run: up to maxAttempts calls over
-// its rotation, each answer judged by judge (judge.go).
-func (h *Handler) runModel(ctx context.Context, log *slog.Logger, r runOf, m Model, req *gemini.Request, next bool) (*tasks.Result, error) {
+// its rotation, each answer judged by judge (judge.go). The successful
+// call's report and usage are left to the result's write (paidCall).
+func (h *Handler) runModel(ctx context.Context, log *slog.Logger, r runOf, m Model, req *gemini.Request, next bool) (*tasks.Result, *paidCall, error) {
 	a := attempt{max: h.maxAttempts(m), requestBytes: requestSize(req), nextModel: next}
 	var passed rounds
 	for a.n = 1; ; a.n++ {
 		if a.n > 1 {
 			log.Info(fmt.Sprintf("[Gemini] Retrying with next key in %dms...", h.retryDelay.Milliseconds()))
 			if err := sleep(ctx, h.retryDelay); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		key, err := h.pick(ctx, log, m.Ring, passed.skip(m.Ring.Len()), next)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		a.key = key.Name()
 		log.Info(fmt.Sprintf("[Gemini] Using API Key %s (attempt %d/%d)", key.Name(), a.n, a.max), "key", key)
@@ -295,14 +267,16 @@ func (h *Handler) runModel(ctx context.Context, log *slog.Logger, r runOf, m Mod
 		if err != nil {
 			// Shutdown, JOB_TIMEOUT or a failure that is not an answer:
 			// not the key's doing, and asynq decides what happens next.
-			return nil, err
+			return nil, nil, err
 		}
 		if ge != nil {
 			log.Warn(fmt.Sprintf("[Gemini] API Key %s failed (%s): %s", key.Name(), statusOrClass(ge), ge.Message),
 				"key", key, "class", string(ge.Class))
 		}
 		v := judge(ge, a, time.Now(), rand.Float64())
-		h.report(ctx, log, m.Ring, key, v.outcome)
+		if v.step != stepSucceed {
+			h.report(ctx, log, m.Ring, key, v.outcome)
+		}
 		if v.alert != "" {
 			log.Error(v.alert, "key", key)
 		}
@@ -311,11 +285,11 @@ func (h *Handler) runModel(ctx context.Context, log *slog.Logger, r runOf, m Mod
 			log.Info(fmt.Sprintf("[Gemini] API Key %s succeeded (attempt %d/%d)", key.Name(), a.n, a.max),
 				"key", key, "tokens", res.Usage.TotalTokens)
 			res.Attempts = a.n
-			return res, nil
+			return res, &paidCall{ring: m.Ring, key: key, outcome: v.outcome, usage: h.usageEntry(m, key, r, gemini.Usage(res.Usage))}, nil
 		case stepNextModel:
-			return nil, &nextModelError{why: v.err.Error()}
+			return nil, nil, &nextModelError{why: v.err.Error()}
 		case stepGiveUp, stepFail:
-			return nil, v.err
+			return nil, nil, v.err
 		}
 		passed.add(key, v.keyBad)
 		if ge.Class == gemini.ClassUnusable {
@@ -348,7 +322,10 @@ func (h *Handler) call(ctx context.Context, log *slog.Logger, r runOf, m Model, 
 	metrics.ObserveUpstream(upstreamClass(err), time.Since(called))
 	metrics.ObserveCall(m.Name(), upstreamClass(err))
 	if used != nil {
-		h.record(ctx, log, m, key, r, *used)
+		metrics.ObserveTokens(m.Name(), used.PromptTokens, used.CandidatesTokens, used.ThoughtsTokens, used.CachedTokens)
+	}
+	if used != nil && err != nil {
+		h.record(ctx, log, h.usageEntry(m, key, r, *used)) // a success's goes with its result
 	}
 	switch {
 	case err == nil:
@@ -361,22 +338,28 @@ func (h *Handler) call(ctx context.Context, log *slog.Logger, r runOf, m Model, 
 	return nil, nil, err
 }
 
-// record counts a billed answer's tokens: metrics by model and kind, and
-// the Redis sums per key, project, model, day and API token.
-func (h *Handler) record(ctx context.Context, log *slog.Logger, m Model, key keyring.Key, r runOf, u gemini.Usage) {
-	metrics.ObserveTokens(m.Name(), u.PromptTokens, u.CandidatesTokens, u.ThoughtsTokens, u.CachedTokens)
-	if h.usage == nil {
+// record sums a billed answer's tokens in Redis, per key, project, model,
+// day and API token.
+func (h *Handler) record(ctx context.Context, log *slog.Logger, e *usage.Entry) {
+	if e == nil {
 		return
+	}
+	if err := h.usage.Record(ctx, *e); err != nil {
+		log.Warn("could not record the answer's token usage", "err", err)
+	}
+}
+
+// usageEntry is what record sums for one answer; nil without a usage store.
+func (h *Handler) usageEntry(m Model, key keyring.Key, r runOf, u gemini.Usage) *usage.Entry {
+	if h.usage == nil {
+		return nil
 	}
 	tier := r.job.Options().Tier
 	if tier == tasks.TierStandard {
 		tier = ""
 	}
-	err := h.usage.Record(ctx, usage.Entry{Model: m.Name(), Tier: tier, Project: key.Project, Key: key.Fingerprint, Token: r.owner,
-		Prompt: u.PromptTokens, Candidates: u.CandidatesTokens, Thoughts: u.ThoughtsTokens, Cached: u.CachedTokens, Total: u.TotalTokens})
-	if err != nil {
-		log.Warn("could not record the answer's token usage", "err", err)
-	}
+	return &usage.Entry{Model: m.Name(), Tier: tier, Project: key.Project, Key: key.Fingerprint, Token: r.owner,
+		Prompt: u.PromptTokens, Candidates: u.CandidatesTokens, Thoughts: u.ThoughtsTokens, Cached: u.CachedTokens, Total: u.TotalTokens}
 }
 
 // upstreamClass labels a call's latency: "ok" or the failure's class.
@@ -428,6 +411,11 @@ func (h *Handler) pick(ctx context.Context, log *slog.Logger, ring *keyring.Ring
 // A failure to record is logged, not fatal: the job's answer matters more.
 func (h *Handler) report(ctx context.Context, log *slog.Logger, ring *keyring.Ring, key keyring.Key, o keyring.Outcome) {
 	c, err := ring.Report(ctx, key, o)
+	h.reported(log, ring, key, o, c, err)
+}
+
+// reported logs a report's failure or the change of state it caused.
+func (h *Handler) reported(log *slog.Logger, ring *keyring.Ring, key keyring.Key, o keyring.Outcome, c keyring.Change, err error) {
 	if err != nil {
 		log.Warn("could not record the key's outcome", "key", key, "err", err)
 		return
