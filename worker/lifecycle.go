@@ -34,10 +34,10 @@ func (l *lifecycle) middleware(next asynq.Handler) asynq.Handler {
 		}
 		id, _ := asynq.GetTaskID(ctx)
 		run := lifeRunOf(ctx, t, id)
-		marked, prev, err := l.store.BeforeRun(ctx, id)
+		marked, prev, err := l.store.Start(ctx, run.job(tasks.StatusRunning, nil), run.ttl)
 		if err != nil {
 			// A lost cancel is better than a lost job: the run goes ahead.
-			l.log.Warn("could not read the job's cancel mark; running it", "job", id, "err", err)
+			l.log.Warn("could not start the job's run in Redis (cancel mark, running state); running it", "job", id, "err", err)
 		}
 		switch {
 		case len(prev) > 0:
@@ -52,7 +52,6 @@ func (l *lifecycle) middleware(next asynq.Handler) asynq.Handler {
 			l.after(ctx, run, errCancelledBefore, nil)
 			return errCancelledBefore
 		}
-		l.publish(ctx, run, run.job(tasks.StatusRunning, nil))
 		sink := &resultSink{}
 		err = next.ProcessTask(context.WithValue(ctx, resultSinkKey{}, sink), t)
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterRunTimeout)

@@ -1,6 +1,8 @@
 package jobstore_test
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +85,56 @@ func TestParseEvent(t *testing.T) {
 	}
 	if _, err := jobstore.ParseEvent("x"); err == nil {
 		t.Error("a malformed event parsed")
+	}
+}
+
+// Start publishes "running" only for a run that goes ahead: not for a job
+// marked cancelled, nor for one whose earlier run stored its result (that
+// result is returned instead).
+func TestStart(t *testing.T) {
+	rdb, _ := redistest.Open(t)
+	s := jobstore.New(rdb)
+	ctx := t.Context()
+	sub := rdb.Subscribe(ctx, jobstore.EventsChannel)
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // subscribed
+		t.Fatal(err)
+	}
+	id := func(name string) string { return t.Name() + "-" + name } // the channel is Redis-wide
+	running := func(name string) tasks.Job { return tasks.Job{ID: id(name), Type: "t", Status: tasks.StatusRunning} }
+	if err := rdb.HSet(ctx, jobstore.JobKey(id("cancelled")), "cancelled_at", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, jobstore.TaskKey(id("done")), "msg", "x", "result", `{"a":1}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if c, r, err := s.Start(ctx, running("cancelled"), time.Hour); err != nil || !c || r != nil {
+		t.Errorf("Start of a cancelled job = %v, %q, %v; want cancelled", c, r, err)
+	}
+	if c, r, err := s.Start(ctx, running("done"), time.Hour); err != nil || c || string(r) != `{"a":1}` {
+		t.Errorf("Start of a job with a stored result = %v, %q, %v; want the result", c, r, err)
+	}
+	if c, r, err := s.Start(ctx, running("fresh"), time.Hour); err != nil || c || r != nil {
+		t.Errorf("Start of a fresh job = %v, %q, %v; want a start", c, r, err)
+	}
+	for {
+		msg, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := jobstore.ParseEvent(msg.Payload)
+		if err != nil || !strings.HasPrefix(ev.ID, t.Name()) {
+			continue // another test's
+		}
+		var j tasks.Job
+		if err := json.Unmarshal(ev.Job, &j); err != nil || ev.ID != id("fresh") || ev.Seq != 1 || j.Status != tasks.StatusRunning {
+			t.Errorf("first event %q, want the fresh job's running, seq 1", msg.Payload)
+		}
+		break
+	}
+	for _, name := range []string{"cancelled", "done"} {
+		if st, _ := s.State(ctx, id(name)); st.Seq != 0 {
+			t.Errorf("%s: seq %d after Start, want 0 (nothing published)", name, st.Seq)
+		}
 	}
 }

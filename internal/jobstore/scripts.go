@@ -12,6 +12,10 @@ var (
 	publishSource string
 	publishScript = redis.NewScript(publishSource)
 
+	//go:embed start.lua
+	startSource string
+	startScript = redis.NewScript(startSource + publishSource)
+
 	//go:embed cancel.lua
 	cancelSource string
 	cancelScript = redis.NewScript(cancelSource)

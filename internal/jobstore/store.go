@@ -102,18 +102,29 @@ func (s *Store) Cancelled(ctx context.Context, id string) (bool, error) {
 	return s.rdb.HExists(ctx, JobKey(id), "cancelled_at").Result()
 }
 
-// BeforeRun reads, in one round trip, what a run must know first: whether
-// the job is marked cancelled, and the result an earlier run stored (nil
-// if none).
-func (s *Store) BeforeRun(ctx context.Context, id string) (cancelled bool, result []byte, err error) {
-	pipe := s.rdb.Pipeline()
-	c := pipe.HExists(ctx, JobKey(id), "cancelled_at")
-	r := pipe.HGet(ctx, TaskKey(id), "result")
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+// Start begins a run of job j (status running), in one round trip: unless
+// the job is marked cancelled, or an earlier run stored its result (then
+// returned), it records and publishes j.
+func (s *Store) Start(ctx context.Context, j tasks.Job, ttl time.Duration) (cancelled bool, result []byte, err error) {
+	b, err := json.Marshal(j)
+	if err != nil {
 		return false, nil, err
 	}
-	b, _ := r.Bytes()
-	return c.Val(), b, nil
+	keys := []string{JobKey(j.ID), JobKey(j.ID), JobKey(j.ID), TaskKey(j.ID)}
+	res, err := startScript.Run(ctx, s.rdb, keys, EventsChannel, j.ID, b, "", int64(ttl/time.Second), "0").Slice()
+	if err != nil {
+		return false, nil, fmt.Errorf("start the job's run: %w", err)
+	}
+	switch first, _ := res[0].(string); {
+	case first == "cancelled":
+		return true, nil, nil
+	case first == "result" && len(res) == 3:
+		stored, _ := res[2].(string)
+		return false, []byte(stored), nil
+	case first != "":
+		return false, nil, fmt.Errorf("jobstore: unexpected start reply %q", first)
+	}
+	return false, nil, nil
 }
 
 // State is keyq's state of a job.
