@@ -11,6 +11,6 @@ import (
 func StoreForTest(rdb redis.UniversalClient) func(context.Context, string, []byte) error {
 	h := &Handler{results: results{rdb: rdb}}
 	return func(ctx context.Context, id string, b []byte) error {
-		return h.writeResult(ctx, slog.New(slog.DiscardHandler), id, nil, b, nil)
+		return h.writeResult(ctx, slog.New(slog.DiscardHandler), id, nil, b, nil, nil)
 	}
 }

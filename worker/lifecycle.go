@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/keyq/keyq/internal/jobstore"
 	"github.com/keyq/keyq/tasks"
@@ -52,27 +53,46 @@ func (l *lifecycle) middleware(next asynq.Handler) asynq.Handler {
 			l.after(ctx, run, errCancelledBefore, nil)
 			return errCancelledBefore
 		}
-		sink := &resultSink{}
+		sink := &resultSink{store: l.store, run: run}
 		err = next.ProcessTask(context.WithValue(ctx, resultSinkKey{}, sink), t)
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterRunTimeout)
 		defer cancel()
+		if err == nil && sink.published != nil {
+			if _, complete, perr := sink.published.Result(); perr == nil {
+				l.ended(actx, run, sink.job, complete)
+				return nil
+			}
+		}
 		err = cancelledRun(actx, l.store, l.log, id, err)
 		l.after(actx, run, err, sink.result)
 		return err
 	})
 }
 
-// resultSink carries the result a run stored out to the middleware, which
-// sends it to waiters and webhooks without reading it back from Redis.
-type resultSink struct{ result []byte }
+// resultSink is how a run and the middleware around it share the end of a
+// successful run: the run sends the job's succeeded state with its result
+// (one pipeline), and the middleware takes what was stored and published
+// rather than asking Redis again.
+type resultSink struct {
+	store     *jobstore.Store
+	run       lifeRun
+	result    []byte               // the result the run stored
+	job       tasks.Job            // the state queued with it
+	published *jobstore.PublishCmd // nil: the run queued no state
+}
+
+// queue adds the job's succeeded state, with result, to pipe.
+func (s *resultSink) queue(ctx context.Context, pipe redis.Pipeliner, result []byte) {
+	s.job = s.run.succeeded(result)
+	s.published = s.store.QueuePublish(ctx, pipe, s.job, s.run.batch, s.run.ttl)
+}
 
 type resultSinkKey struct{}
 
-// keepResult hands a stored result to the middleware around the run.
-func keepResult(ctx context.Context, b []byte) {
-	if s, ok := ctx.Value(resultSinkKey{}).(*resultSink); ok {
-		s.result = b
-	}
+// sinkOf is the sink of the run of ctx; nil outside the middleware.
+func sinkOf(ctx context.Context) *resultSink {
+	s, _ := ctx.Value(resultSinkKey{}).(*resultSink)
+	return s
 }
 
 // lifeRun is what the middleware knows of one run of a job.

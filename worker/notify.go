@@ -28,29 +28,40 @@ func (l *lifecycle) after(ctx context.Context, r lifeRun, err error, result []by
 	if !spent {
 		j.Attempts-- // waiting for a key, or a worker that died: no run spent
 	}
-	switch s {
-	case tasks.StatusSucceeded:
-		j.Error = nil
-		now := time.Now().UTC()
-		j.CompletedAt = &now
+	if s == tasks.StatusSucceeded {
 		if result == nil {
 			result, _ = l.store.Result(ctx, r.id)
 		}
-		if json.Valid(result) {
-			raw := json.RawMessage(result)
-			j.Result = &raw
-		}
+		j = r.succeeded(result)
 	}
-	complete := l.publish(ctx, r, j)
-	if !s.Final() {
+	l.ended(ctx, r, j, l.publish(ctx, r, j))
+}
+
+// ended enqueues the webhooks of a job in state j, once published: its
+// own when j is final, and its batch's when j completed the batch.
+func (l *lifecycle) ended(ctx context.Context, r lifeRun, j tasks.Job, batchComplete bool) {
+	if !j.Status.Final() {
 		return
 	}
 	if r.callback != "" {
 		l.enqueueJobWebhook(ctx, r, j)
 	}
-	if complete {
+	if batchComplete {
 		l.enqueueBatchWebhook(ctx, r)
 	}
+}
+
+// succeeded is the job as GET /api/jobs/{id} shows it once the run stored
+// result.
+func (r lifeRun) succeeded(result []byte) tasks.Job {
+	j := r.job(tasks.StatusSucceeded, nil)
+	now := time.Now().UTC()
+	j.CompletedAt = &now
+	if json.Valid(result) {
+		raw := json.RawMessage(result)
+		j.Result = &raw
+	}
+	return j
 }
 
 func (l *lifecycle) enqueueJobWebhook(ctx context.Context, r lifeRun, j tasks.Job) {

@@ -50,15 +50,20 @@ type paidCall struct {
 // the job has time: the answer is paid for, and a failed write would have
 // asynq run the job, and bill the call, again. A job that is gone from
 // Redis gets no result (an orphan hash would answer polls forever).
-// paid goes with the first try only: a retry must not count the call twice.
+// paid, and the job's succeeded state, go with the first try only: a retry
+// must not count the call twice (the middleware publishes the state when
+// the first try did not).
 func (h *Handler) storeResult(ctx context.Context, log *slog.Logger, id string, w *asynq.ResultWriter, b []byte, paid *paidCall) error {
 	wait := 100 * time.Millisecond
+	sink := sinkOf(ctx)
 	for {
-		err := h.writeResult(ctx, log, id, w, b, paid)
-		paid = nil
+		err := h.writeResult(ctx, log, id, w, b, paid, sink)
+		paid, sink = nil, nil
 		switch {
 		case err == nil:
-			keepResult(ctx, b)
+			if s := sinkOf(ctx); s != nil {
+				s.result = b
+			}
 			return nil
 		case errors.Is(err, errTaskGone):
 			log.Warn(err.Error())
@@ -72,8 +77,9 @@ func (h *Handler) storeResult(ctx context.Context, log *slog.Logger, id string, 
 	}
 }
 
-// writeResult sends the result and paid's bookkeeping in one pipeline.
-func (h *Handler) writeResult(ctx context.Context, log *slog.Logger, id string, w *asynq.ResultWriter, b []byte, paid *paidCall) error {
+// writeResult sends the result, paid's bookkeeping and the job's succeeded
+// state (sink) in one pipeline.
+func (h *Handler) writeResult(ctx context.Context, log *slog.Logger, id string, w *asynq.ResultWriter, b []byte, paid *paidCall, sink *resultSink) error {
 	if h.results.rdb == nil { // no Redis of keyq's own: asynq's writer
 		if paid != nil {
 			h.report(ctx, log, paid.ring, paid.key, paid.outcome)
@@ -92,6 +98,9 @@ func (h *Handler) writeResult(ctx context.Context, log *slog.Logger, id string, 
 		}
 	}
 	stored := storeResultScript.EvalSha(ctx, pipe, []string{jobstore.TaskKey(id)}, b)
+	if sink != nil {
+		sink.queue(ctx, pipe, b)
+	}
 	_, _ = pipe.Exec(ctx) // each command's error is read below
 	if report != nil {
 		c, err := report.Result()

@@ -105,7 +105,11 @@ func TestStart(t *testing.T) {
 	if err := rdb.HSet(ctx, jobstore.JobKey(id("cancelled")), "cancelled_at", 1).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// "done" stored its result and was then cancelled: the success stands.
 	if err := rdb.HSet(ctx, jobstore.TaskKey(id("done")), "msg", "x", "result", `{"a":1}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, jobstore.JobKey(id("done")), "cancelled_at", 1).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if c, r, err := s.Start(ctx, running("cancelled"), time.Hour); err != nil || !c || r != nil {

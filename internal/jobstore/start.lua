@@ -8,10 +8,13 @@
 --
 -- Returns {"cancelled", 0}, {"result", 0, <the stored result>}, or
 -- publish.lua's {seq, 0} when the run starts.
-if redis.call("HEXISTS", KEYS[1], "cancelled_at") == 1 then
-  return {"cancelled", 0}
-end
+-- The stored result first: a success stands even when a cancel came as
+-- it ended (asynq fails a run whose context was cancelled, whatever it
+-- returned, and runs it again).
 local stored = redis.call("HGET", KEYS[4], "result")
 if stored then
   return {"result", 0, stored}
+end
+if redis.call("HEXISTS", KEYS[1], "cancelled_at") == 1 then
+  return {"cancelled", 0}
 end

@@ -54,9 +54,51 @@ func ParseEvent(payload string) (Event, error) {
 // batchComplete is true exactly once per batch: for the final state that
 // completes it.
 func (s *Store) Publish(ctx context.Context, j tasks.Job, batch string, ttl time.Duration) (seq int64, batchComplete bool, err error) {
-	b, err := json.Marshal(j)
+	keys, args, err := publishArgs(j, batch, ttl)
 	if err != nil {
 		return 0, false, err
+	}
+	return publishReply(publishScript.Run(ctx, s.rdb, keys, args...).Result())
+}
+
+// QueuePublish adds Publish to pipe, for a caller that sends it with its
+// own writes (a worker, with the job's result); its Result is ready once
+// pipe is executed.
+func (s *Store) QueuePublish(ctx context.Context, pipe redis.Pipeliner, j tasks.Job, batch string, ttl time.Duration) *PublishCmd {
+	keys, args, err := publishArgs(j, batch, ttl)
+	if err != nil {
+		return &PublishCmd{err: err}
+	}
+	// EVALSHA alone: a pipeline cannot fall back to EVAL (Result does).
+	return &PublishCmd{cmd: publishScript.EvalSha(ctx, pipe, keys, args...), rerun: func() *redis.Cmd {
+		return publishScript.Run(ctx, s.rdb, keys, args...)
+	}}
+}
+
+// PublishCmd is a Publish queued on a pipeline.
+type PublishCmd struct {
+	cmd   *redis.Cmd
+	rerun func() *redis.Cmd
+	err   error
+}
+
+// Result is Publish's, once the pipeline ran.
+func (c *PublishCmd) Result() (seq int64, batchComplete bool, err error) {
+	if c.err != nil {
+		return 0, false, c.err
+	}
+	res, err := c.cmd.Result()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		res, err = c.rerun().Result()
+	}
+	return publishReply(res, err)
+}
+
+// publishArgs are publish.lua's KEYS and ARGV for job j.
+func publishArgs(j tasks.Job, batch string, ttl time.Duration) ([]string, []any, error) {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return nil, nil, err
 	}
 	final, inBatch := "", "0"
 	if j.Status.Final() {
@@ -66,7 +108,11 @@ func (s *Store) Publish(ctx context.Context, j tasks.Job, batch string, ttl time
 	if batch != "" {
 		keys[1], keys[2], inBatch = BatchKey(batch), BatchDoneKey(batch), "1"
 	}
-	res, err := publishScript.Run(ctx, s.rdb, keys, EventsChannel, j.ID, b, final, int64(ttl/time.Second), inBatch).Result()
+	return keys, []any{EventsChannel, j.ID, b, final, int64(ttl / time.Second), inBatch}, nil
+}
+
+// publishReply reads publish.lua's reply.
+func publishReply(res any, err error) (seq int64, batchComplete bool, _ error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("publish job state: %w", err)
 	}
@@ -106,12 +152,11 @@ func (s *Store) Cancelled(ctx context.Context, id string) (bool, error) {
 // the job is marked cancelled, or an earlier run stored its result (then
 // returned), it records and publishes j.
 func (s *Store) Start(ctx context.Context, j tasks.Job, ttl time.Duration) (cancelled bool, result []byte, err error) {
-	b, err := json.Marshal(j)
+	keys, args, err := publishArgs(j, "", ttl) // running: not final, no batch
 	if err != nil {
 		return false, nil, err
 	}
-	keys := []string{JobKey(j.ID), JobKey(j.ID), JobKey(j.ID), TaskKey(j.ID)}
-	res, err := startScript.Run(ctx, s.rdb, keys, EventsChannel, j.ID, b, "", int64(ttl/time.Second), "0").Slice()
+	res, err := startScript.Run(ctx, s.rdb, append(keys, TaskKey(j.ID)), args...).Slice()
 	if err != nil {
 		return false, nil, fmt.Errorf("start the job's run: %w", err)
 	}
