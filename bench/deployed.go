@@ -69,6 +69,7 @@ type deployedRun struct {
 	logged  map[string]int64         // bytes logged per process
 	calls   map[string]int64         // Redis commands, the bench's own removed
 	reads   int64                    // Redis socket reads: client round trips, near enough
+	load    string                   // 1-minute load average at the end: how busy the machine was
 }
 
 func (r *deployedRun) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -112,6 +113,9 @@ func runDeployed(ctx context.Context, env *benchEnv, dir, bin, side string, n in
 	r.calls["zcard"] -= int64(samples)
 	delete(r.calls, "info")
 	r.reads -= int64(samples) + 1
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.load = strings.Fields(string(b))[0]
+	}
 	log.Printf("deployed %s: %d jobs in %s, %.0f jobs/s", side, n, el.Round(time.Millisecond), r.rate())
 	return r, nil
 }

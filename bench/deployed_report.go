@@ -36,16 +36,18 @@ func deployedReport(rep *report, n int, raws, keyqs []*deployedRun, info *deploy
 
 func writeDeployedRates(b *strings.Builder, rep *report, raws, keyqs []*deployedRun, info *deployedRun) {
 	fmt.Fprintf(b, "### Throughput\n\nraw asynq and keyq (LOG_LEVEL=warn) alternate; then one keyq run at LOG_LEVEL=info (the default), compared with the median raw run.\n\n")
-	fmt.Fprintf(b, "| run | raw asynq jobs/s | keyq jobs/s | ratio keyq / raw |\n|---|---|---|---|\n")
+	fmt.Fprintf(b, "CPU per job is the counted total of the next table, per run: it should vary much less than throughput. The load average (1 min, at the end of the keyq run) counts this run's own processes and anything else on the machine.\n\n")
+	fmt.Fprintf(b, "| run | raw asynq jobs/s | keyq jobs/s | ratio keyq / raw | raw CPU µs/job | keyq CPU µs/job | CPU ratio | load avg |\n|---|---|---|---|---|---|---|---|\n")
 	var ratios, rawRates []float64
 	for i := range raws {
 		r, k := raws[i].rate(), keyqs[i].rate()
+		rc, kc := cpuPerJob(raws[i], "total"), cpuPerJob(keyqs[i], "total")
 		ratios, rawRates = append(ratios, k/r), append(rawRates, r)
-		fmt.Fprintf(b, "| %d, keyq LOG_LEVEL=warn | %.0f | %.0f | %.2f |\n", i+1, r, k, k/r)
+		fmt.Fprintf(b, "| %d, keyq LOG_LEVEL=warn | %.0f | %.0f | %.2f | %.0f | %.0f | %.1fx | %s |\n", i+1, r, k, k/r, rc, kc, kc/rc, keyqs[i].load)
 	}
 	ratio := median(ratios)
-	fmt.Fprintf(b, "| **median** (goal >= 0.6) | | | **%.2f** |\n", ratio)
-	fmt.Fprintf(b, "| keyq LOG_LEVEL=info, against the median raw | %.0f | %.0f | %.2f |\n\n", median(rawRates), info.rate(), info.rate()/median(rawRates))
+	fmt.Fprintf(b, "| **median** (goal >= 0.6) | | | **%.2f** | | | | |\n", ratio)
+	fmt.Fprintf(b, "| keyq LOG_LEVEL=info, against the median raw | %.0f | %.0f | %.2f | | %.0f | | %s |\n\n", median(rawRates), info.rate(), info.rate()/median(rawRates), cpuPerJob(info, "total"), info.load)
 	if ratio < 0.6 {
 		rep.note("deployed: keyq end to end, every part its own process, is %.2f of raw asynq's throughput (goal >= 0.6)", ratio)
 	}
