@@ -26,10 +26,10 @@ import (
 var (
 	flagOut       = flag.String("out", "bench/RESULTS.md", "where to write the report")
 	flagSVG       = flag.String("svg", "bench/failed_vs_keys.svg", "where to write the plot")
-	flagParts     = flag.String("parts", "pick,overhead,quota,peak,mem", "parts to run, comma separated (also: poolsize, with -out bench/RESULTS-pool.md)")
+	flagParts     = flag.String("parts", "pick,overhead,quota,peak,mem", "parts to run, comma separated (also: poolsize, with -out bench/RESULTS-pool.md; deployed, with -out bench/RESULTS-deployed.md)")
 	flagPickDur   = flag.Duration("pick-dur", 2*time.Second, "pick: duration of each goroutine count")
 	flagN         = flag.Int("n", 5000, "overhead: jobs end to end, for raw asynq and keyq each")
-	flagReps      = flag.Int("reps", 3, "overhead: end-to-end repetitions (median ratio reported)")
+	flagReps      = flag.Int("reps", 3, "overhead, deployed: end-to-end repetitions (median ratio reported)")
 	flagEnqDur    = flag.Duration("enq-dur", 3*time.Second, "overhead: duration of each enqueue-only run")
 	flagRate      = flag.Int("rate", 500, "overhead: offered POST rate for the latency run, per second")
 	flagRateDur   = flag.Duration("rate-dur", 5*time.Second, "overhead: duration of the fixed-rate run")
@@ -44,6 +44,7 @@ var (
 	flagMemJobs   = flag.Int("mem-jobs", 500, "mem: jobs in flight")
 	flagMemLat    = flag.Duration("mem-latency", 30*time.Second, "mem: upstream latency")
 	flagCPUProf   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flagDeployedN = flag.Int("deployed-n", 30000, "deployed: jobs per run, for raw asynq and keyq each")
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -57,6 +58,12 @@ func (r *report) add(s string)                 { r.sections = append(r.sections,
 func (r *report) note(format string, a ...any) { r.notes = append(r.notes, fmt.Sprintf(format, a...)) }
 
 func main() {
+	// The bench re-executes itself as a child process of the deployed
+	// part (-role rawworker ...); that role has flags of its own.
+	if len(os.Args) > 2 && os.Args[1] == "-role" {
+		runRole(os.Args[2], os.Args[3:])
+		return
+	}
 	flag.Parse()
 	if *flagCPUProf != "" {
 		f, err := os.Create(*flagCPUProf)
@@ -87,7 +94,7 @@ func main() {
 		o.PoolSize = 200
 		return redis.NewClient(&o)
 	}
-	env := &benchEnv{newRDB: newRDB}
+	env := &benchEnv{newRDB: newRDB, url: url}
 	ctx := context.Background()
 	rep := &report{}
 	started := time.Now()
@@ -113,6 +120,7 @@ func main() {
 	run("mem", partMem)
 	run("poolsize", partPoolsize)
 	run("clients", partClients)
+	run("deployed", partDeployed)
 	if err := writeReport(rep, started, url); err != nil {
 		log.Fatal(err)
 	}
@@ -121,6 +129,7 @@ func main() {
 
 type benchEnv struct {
 	newRDB func() *redis.Client
+	url    string // the Redis every part uses, for child processes
 }
 
 func writeReport(rep *report, started time.Time, url string) error {

@@ -53,6 +53,12 @@ func commandStats(ctx context.Context, rdb *redis.Client) (map[string]int64, err
 	if err != nil {
 		return nil, err
 	}
+	return parseCommandStats(s), nil
+}
+
+// parseCommandStats reads calls per command from INFO text holding the
+// commandstats section.
+func parseCommandStats(s string) map[string]int64 {
 	out := map[string]int64{}
 	for _, line := range strings.Split(s, "\n") {
 		line = strings.TrimSpace(line)
@@ -67,5 +73,5 @@ func commandStats(ctx context.Context, rdb *redis.Client) (map[string]int64, err
 			}
 		}
 	}
-	return out, nil
+	return out
 }
