@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 // cancel, lists and batches (issue #12).
 type clientSide struct {
 	store        *jobstore.Store
+	index        *indexer // new jobs into their owners' lists
 	hub          *hub
 	webhooks     bool              // WEBHOOK_SECRET is set: callbacks are accepted
 	allowPrivate bool              // callbacks may reach private addresses
@@ -35,7 +37,7 @@ type clientSide struct {
 const fallbackEvery = 5 * time.Second
 
 func newClientSide(rdb redis.UniversalClient, opts Options, log *slog.Logger) *clientSide {
-	c := &clientSide{store: jobstore.New(rdb), hub: newHub(rdb, log), webhooks: opts.Webhooks,
+	c := &clientSide{store: jobstore.New(rdb), index: &indexer{rdb: rdb, retention: cmp.Or(opts.JobRetention, DefaultJobRetention)}, hub: newHub(rdb, log), webhooks: opts.Webhooks,
 		allowPrivate: opts.WebhookAllowPrivate, callbacks: map[string]string{},
 		fallback: fallbackEvery}
 	for tok, u := range opts.TokenCallbacks {
@@ -114,7 +116,7 @@ func (s *Server) submitHeaders(r *http.Request, req analyzeRequest) (map[string]
 // indexJob adds a new job to its owner's list (GET /api/jobs). A failure
 // is logged: the job exists, it is only missing from lists.
 func (s *Server) indexJob(ctx context.Context, r *http.Request, id string, at time.Time) {
-	err := s.cl.store.Index(ctx, ownerOf(r), []jobstore.Indexed{{ID: id, Score: at.UnixMicro()}}, s.retention)
+	err := s.cl.index.add(ctx, ownerOf(r), jobstore.Indexed{ID: id, Score: at.UnixMicro()})
 	if err != nil {
 		s.log.Warn("could not add the job to its owner's list", "job", id, "err", err)
 	}

@@ -39,7 +39,7 @@ func partDeployed(ctx context.Context, env *benchEnv, rep *report) error {
 		return fmt.Errorf("go build ./cmd/keyq: %w: %s", err, out)
 	}
 	n := *flagDeployedN
-	var raws, keyqs []*deployedRun
+	var raws, keyqs, befores []*deployedRun
 	for i := 0; i < *flagReps; i++ {
 		r, err := runDeployed(ctx, env, dir, bin, "raw", n)
 		if err != nil {
@@ -50,12 +50,22 @@ func partDeployed(ctx context.Context, env *benchEnv, rep *report) error {
 			return err
 		}
 		raws, keyqs = append(raws, r), append(keyqs, k)
+		if *flagDeployedB != "" {
+			b, err := runDeployed(ctx, env, dir, *flagDeployedB, "warn", n)
+			if err != nil {
+				return fmt.Errorf("-deployed-before: %w", err)
+			}
+			befores = append(befores, b)
+		}
 	}
 	info, err := runDeployed(ctx, env, dir, bin, "info", n)
 	if err != nil {
 		return err
 	}
 	rep.add(deployedReport(rep, n, raws, keyqs, info))
+	if befores != nil {
+		rep.add(deployedBefore(n, raws, keyqs, befores))
+	}
 	return nil
 }
 

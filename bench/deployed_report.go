@@ -154,3 +154,37 @@ func topCommands(raw, keyq map[string]int64, k int) []string {
 	})
 	return out
 }
+
+// deployedBefore compares this tree's keyq with an earlier binary's, run
+// in the same reps (raw, keyq, before), at LOG_LEVEL=warn.
+func deployedBefore(n int, raws, keyqs, befores []*deployedRun) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### Against an earlier keyq\n\n`-deployed-before %s`, run after keyq in each rep, %d jobs, LOG_LEVEL=warn; medians of the reps.\n\n", *flagDeployedB, n)
+	rate := func(r *deployedRun) float64 { return r.rate() }
+	fmt.Fprintf(&b, "| | raw asynq | keyq before | keyq now |\n|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| jobs/s | %.0f | %.0f | %.0f |\n", medianOf(raws, rate), medianOf(befores, rate), medianOf(keyqs, rate))
+	for _, p := range deployedProcs {
+		if !p.measured {
+			continue
+		}
+		f := func(r *deployedRun) float64 { return cpuPerJob(r, p.name) }
+		if _, ok := befores[0].cpu[p.name]; ok {
+			fmt.Fprintf(&b, "| CPU µs/job, %s | | %.0f | %.0f |\n", p.label, medianOf(befores, f), medianOf(keyqs, f))
+		}
+	}
+	total := func(r *deployedRun) float64 { return cpuPerJob(r, "total") }
+	fmt.Fprintf(&b, "| CPU µs/job, total counted | %.0f | %.0f | %.0f |\n", medianOf(raws, total), medianOf(befores, total), medianOf(keyqs, total))
+	per := func(f func(*deployedRun) int64) func(*deployedRun) float64 {
+		return func(r *deployedRun) float64 { return float64(f(r)) / float64(r.n) }
+	}
+	reads := per(func(r *deployedRun) int64 { return r.reads })
+	calls := per(func(r *deployedRun) (t int64) {
+		for _, v := range r.calls {
+			t += v
+		}
+		return t
+	})
+	fmt.Fprintf(&b, "| Redis socket reads (~ round trips) / job | %.2f | %.2f | %.2f |\n", medianOf(raws, reads), medianOf(befores, reads), medianOf(keyqs, reads))
+	fmt.Fprintf(&b, "| Redis commands / job | %.2f | %.2f | %.2f |\n\n", medianOf(raws, calls), medianOf(befores, calls), medianOf(keyqs, calls))
+	return b.String()
+}

@@ -45,6 +45,7 @@ var (
 	flagMemLat    = flag.Duration("mem-latency", 30*time.Second, "mem: upstream latency")
 	flagCPUProf   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flagDeployedN = flag.Int("deployed-n", 30000, "deployed: jobs per run, for raw asynq and keyq each")
+	flagDeployedB = flag.String("deployed-before", "", "deployed: a keyq binary of an earlier commit, run side by side with this tree's (go build -o /tmp/keyq-before ./cmd/keyq there)")
 )
 
 var quiet = slog.New(slog.DiscardHandler)

@@ -28,19 +28,25 @@ func indexSpan(retention time.Duration) time.Duration {
 
 // Index adds jobs to their owner's index, and trims entries past the span.
 func (s *Store) Index(ctx context.Context, owner string, jobs []Indexed, retention time.Duration) error {
-	key, span := OwnerKey(owner), indexSpan(retention)
 	p := s.rdb.Pipeline()
+	QueueIndex(ctx, p, owner, jobs, retention)
+	_, err := p.Exec(ctx)
+	return err
+}
+
+// QueueIndex adds Index's writes to pipe, for a caller that sends several
+// owners' at once.
+func QueueIndex(ctx context.Context, pipe redis.Pipeliner, owner string, jobs []Indexed, retention time.Duration) {
+	key, span := OwnerKey(owner), indexSpan(retention)
 	for i := 0; i < len(jobs); i += 1000 {
 		zs := make([]redis.Z, 0, 1000)
 		for _, j := range jobs[i:min(i+1000, len(jobs))] {
 			zs = append(zs, redis.Z{Score: float64(j.Score), Member: j.ID})
 		}
-		p.ZAdd(ctx, key, zs...)
+		pipe.ZAdd(ctx, key, zs...)
 	}
-	p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(time.Now().Add(-span).UnixMicro(), 10))
-	p.Expire(ctx, key, span)
-	_, err := p.Exec(ctx)
-	return err
+	pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(time.Now().Add(-span).UnixMicro(), 10))
+	pipe.Expire(ctx, key, span)
 }
 
 // Cursor is where a page of an owner's index starts: after (older than)
