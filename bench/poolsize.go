@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,7 +92,7 @@ func partPoolsize(ctx context.Context, env *benchEnv, rep *report) error {
 	if len(before) > 0 {
 		fmt.Fprintf(&b, " \"before\" columns: the same bench on the keyring before this change (`%s`).", *flagPoolBefore)
 	}
-	b.WriteString("\n\n")
+	b.WriteString("\n\n" + placement(ctx, rdb) + "\n\n")
 	if len(before) > 0 {
 		b.WriteString("| keys | unusable | budgets | before picks/s | before p99 | before usec/call | picks/s | p50 | p99 | usec/call | errors |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	} else {
@@ -331,3 +332,27 @@ func poolSVG(rows []poolRow, before map[string]poolRow) string {
 }
 
 func logf(v float64) float64 { return math.Log10(v) }
+
+// placement says which CPUs the load generator and redis-server ran on:
+// latency under load depends on whether they compete for the same cores.
+func placement(ctx context.Context, rdb *redis.Client) string {
+	pid := rdb.InfoMap(ctx, "server").Item("Server", "process_id")
+	return fmt.Sprintf("Where it ran: the load generator (this process) on CPUs %s with GOMAXPROCS %d; redis-server (pid %s) on CPUs %s. "+
+		"`bench/pool-pinned.sh` gives Redis a core of its own, as a deployment does; without it the client goroutines and Redis share every core.",
+		cpusOf("self"), runtime.GOMAXPROCS(0), pid, cpusOf(pid))
+}
+
+// cpusOf is a process's Cpus_allowed_list ("?" when unknown: Redis on
+// another host, or no /proc).
+func cpusOf(pid string) string {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
