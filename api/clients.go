@@ -117,7 +117,7 @@ func (s *Server) submitHeaders(r *http.Request, req analyzeRequest) (map[string]
 // is logged: the job exists, it is only missing from lists.
 func (s *Server) indexJob(ctx context.Context, r *http.Request, id string, at time.Time) {
 	err := s.cl.index.add(ctx, ownerOf(r), jobstore.Indexed{ID: id, Score: at.UnixMicro()})
-	if err != nil {
+	if err != nil && ctx.Err() == nil { // else the client left; the write goes on
 		s.log.Warn("could not add the job to its owner's list", "job", id, "err", err)
 	}
 }

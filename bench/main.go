@@ -93,6 +93,7 @@ func main() {
 	newRDB := func() *redis.Client {
 		o := *opt
 		o.PoolSize = 200
+		o.Protocol = 2 // as keyq's own clients (internal/redisconn): RESP3 costs a push-notification check per command
 		return redis.NewClient(&o)
 	}
 	env := &benchEnv{newRDB: newRDB, url: url}

@@ -86,7 +86,7 @@ func (r *Ring) QueueReport(ctx context.Context, pipe redis.Pipeliner, key Key, o
 	}
 	// EVALSHA alone: a pipeline cannot fall back to EVAL, which Result
 	// does when Redis does not know the script (restarted or flushed).
-	return &ReportCmd{cmd: reportScript.EvalSha(ctx, pipe, keys, args...), rerun: func() *redis.Cmd {
+	return &ReportCmd{cmd: reportScript.EvalSha(ctx, pipe, keys, args...), rerun: func(ctx context.Context) *redis.Cmd {
 		return reportScript.Run(ctx, r.admin.rdb, keys, args...)
 	}}
 }
@@ -94,18 +94,19 @@ func (r *Ring) QueueReport(ctx context.Context, pipe redis.Pipeliner, key Key, o
 // ReportCmd is a report queued on a pipeline.
 type ReportCmd struct {
 	cmd   *redis.Cmd
-	rerun func() *redis.Cmd
+	rerun func(context.Context) *redis.Cmd
 	err   error
 }
 
 // Result is the change of state the report caused, once the pipeline ran.
-func (c *ReportCmd) Result() (Change, error) {
+// A script Redis did not know is run again alone, with ctx.
+func (c *ReportCmd) Result(ctx context.Context) (Change, error) {
 	if c.err != nil {
 		return Change{}, c.err
 	}
 	res, err := c.cmd.Result()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		res, err = c.rerun().Result()
+		res, err = c.rerun(ctx).Result()
 	}
 	return changeOf(res, err)
 }

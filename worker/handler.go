@@ -45,7 +45,9 @@ type HandlerOptions struct {
 	// Extra are models a job may name ("model") besides those of the
 	// chain (GEMINI_MODELS_ALLOWED).
 	Extra []Model
-	// Usage, if set, sums every billed answer's tokens.
+	// Usage, if set, sums every billed answer's tokens. It, and each
+	// model's Ring, must use the Redis client given to New: a success's
+	// report and usage go on that client's pipeline with the result.
 	Usage *usage.Store
 }
 
@@ -156,7 +158,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return finalIfLastRun(ctx, err)
 	}
 	b, err := json.Marshal(res)
-	if err != nil {
+	if err != nil { // the call was paid for all the same
+		h.report(ctx, log, paid.ring, paid.key, paid.outcome)
+		h.record(ctx, log, paid.usage)
 		return err
 	}
 	return h.storeResult(ctx, log, id, t.ResultWriter(), b, paid)

@@ -57,11 +57,9 @@ func (l *lifecycle) middleware(next asynq.Handler) asynq.Handler {
 		err = next.ProcessTask(context.WithValue(ctx, resultSinkKey{}, sink), t)
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterRunTimeout)
 		defer cancel()
-		if err == nil && sink.published != nil {
-			if _, complete, perr := sink.published.Result(); perr == nil {
-				l.ended(actx, run, sink.job, complete)
-				return nil
-			}
+		if err == nil && sink.published {
+			l.ended(actx, run, sink.job, sink.batchComplete)
+			return nil
 		}
 		err = cancelledRun(actx, l.store, l.log, id, err)
 		l.after(actx, run, err, sink.result)
@@ -70,21 +68,33 @@ func (l *lifecycle) middleware(next asynq.Handler) asynq.Handler {
 }
 
 // resultSink is how a run and the middleware around it share the end of a
-// successful run: the run sends the job's succeeded state with its result
-// (one pipeline), and the middleware takes what was stored and published
-// rather than asking Redis again.
+// successful run: the run stores its result and publishes the job's
+// succeeded state in one script (finish.lua, on the same pipeline as the
+// key's report and the usage), and the middleware takes what was stored
+// and published rather than asking Redis again.
 type resultSink struct {
-	store     *jobstore.Store
-	run       lifeRun
-	result    []byte               // the result the run stored
-	job       tasks.Job            // the state queued with it
-	published *jobstore.PublishCmd // nil: the run queued no state
+	store *jobstore.Store
+	run   lifeRun
+
+	job           tasks.Job // the succeeded state queued with the result
+	queued        []byte    // the result queued with it
+	result        []byte    // the result, once stored
+	published     bool      // the succeeded state is recorded and published
+	batchComplete bool      // and it completed the job's batch
 }
 
-// queue adds the job's succeeded state, with result, to pipe.
-func (s *resultSink) queue(ctx context.Context, pipe redis.Pipeliner, result []byte) {
-	s.job = s.run.succeeded(result)
-	s.published = s.store.QueuePublish(ctx, pipe, s.job, s.run.batch, s.run.ttl)
+// queue adds the result, and the job's succeeded state, to pipe.
+func (s *resultSink) queue(ctx context.Context, pipe redis.Pipeliner, result []byte) *jobstore.FinishCmd {
+	s.job, s.queued = s.run.succeeded(result), result
+	return s.store.QueueFinish(ctx, pipe, s.job, s.run.batch, s.run.ttl, result)
+}
+
+// finished takes the finish's reply.
+func (s *resultSink) finished(_ int64, batchComplete bool, err error) error {
+	if err == nil {
+		s.result, s.published, s.batchComplete = s.queued, true, batchComplete
+	}
+	return err
 }
 
 type resultSinkKey struct{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -33,8 +34,9 @@ var (
 	storeResultScript = redis.NewScript(storeResultSource)
 )
 
-// errTaskGone is returned by store when the task no longer exists.
-var errTaskGone = errors.New("the job is gone from Redis (deleted, expired, or Redis lost its data); its result is not stored")
+// errTaskGone is returned by a result's write when the task no longer
+// exists.
+var errTaskGone = jobstore.ErrTaskGone
 
 // paidCall is the bookkeeping of the call that answered a job: the key's
 // success report and the answer's usage (nil without a usage store). It
@@ -50,20 +52,18 @@ type paidCall struct {
 // the job has time: the answer is paid for, and a failed write would have
 // asynq run the job, and bill the call, again. A job that is gone from
 // Redis gets no result (an orphan hash would answer polls forever).
-// paid, and the job's succeeded state, go with the first try only: a retry
-// must not count the call twice (the middleware publishes the state when
-// the first try did not).
+// paid goes with the first try only, unless that try never reached Redis:
+// a retry must not count the call twice. The job's succeeded state goes
+// with every try (finish.lua publishes a final state once).
 func (h *Handler) storeResult(ctx context.Context, log *slog.Logger, id string, w *asynq.ResultWriter, b []byte, paid *paidCall) error {
 	wait := 100 * time.Millisecond
-	sink := sinkOf(ctx)
 	for {
-		err := h.writeResult(ctx, log, id, w, b, paid, sink)
-		paid, sink = nil, nil
+		err := h.writeResult(ctx, log, id, w, b, paid, sinkOf(ctx))
+		if !unsent(err) {
+			paid = nil
+		}
 		switch {
 		case err == nil:
-			if s := sinkOf(ctx); s != nil {
-				s.result = b
-			}
 			return nil
 		case errors.Is(err, errTaskGone):
 			log.Warn(err.Error())
@@ -77,8 +77,16 @@ func (h *Handler) storeResult(ctx context.Context, log *slog.Logger, id string, 
 	}
 }
 
-// writeResult sends the result, paid's bookkeeping and the job's succeeded
-// state (sink) in one pipeline.
+// unsent reports whether a write's error shows that nothing reached Redis
+// (no connection could be had), so that what it carried may go again.
+func unsent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, redis.ErrPoolTimeout) || (errors.As(err, &op) && op.Op == "dial")
+}
+
+// writeResult sends, in one pipeline, the result with the job's succeeded
+// state (sink, when the lifecycle middleware runs; else the result alone)
+// and paid's bookkeeping.
 func (h *Handler) writeResult(ctx context.Context, log *slog.Logger, id string, w *asynq.ResultWriter, b []byte, paid *paidCall, sink *resultSink) error {
 	if h.results.rdb == nil { // no Redis of keyq's own: asynq's writer
 		if paid != nil {
@@ -97,13 +105,19 @@ func (h *Handler) writeResult(ctx context.Context, log *slog.Logger, id string, 
 			used = h.usage.Queue(ctx, pipe, *paid.usage)
 		}
 	}
-	stored := storeResultScript.EvalSha(ctx, pipe, []string{jobstore.TaskKey(id)}, b)
+	var finish *jobstore.FinishCmd
+	var stored *redis.Cmd
 	if sink != nil {
-		sink.queue(ctx, pipe, b)
+		finish = sink.queue(ctx, pipe, b)
+	} else {
+		stored = storeResultScript.EvalSha(ctx, pipe, []string{jobstore.TaskKey(id)}, b)
 	}
-	_, _ = pipe.Exec(ctx) // each command's error is read below
+	_, err := pipe.Exec(ctx) // each command's error is read below
+	if unsent(err) {
+		return err
+	}
 	if report != nil {
-		c, err := report.Result()
+		c, err := report.Result(ctx)
 		h.reported(log, paid.ring, paid.key, paid.outcome, c, err)
 	}
 	for _, c := range used {
@@ -112,9 +126,18 @@ func (h *Handler) writeResult(ctx context.Context, log *slog.Logger, id string, 
 			break
 		}
 	}
+	if finish != nil {
+		return sink.finished(finish.Result(ctx))
+	}
+	return storedReply(ctx, h.results.rdb, stored, id, b)
+}
+
+// storedReply reads store_result.lua's reply, running it again alone when
+// Redis did not know the script.
+func storedReply(ctx context.Context, rdb redis.UniversalClient, stored *redis.Cmd, id string, b []byte) error {
 	n, err := stored.Int64()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		n, err = storeResultScript.Run(ctx, h.results.rdb, []string{jobstore.TaskKey(id)}, b).Int64()
+		n, err = storeResultScript.Run(ctx, rdb, []string{jobstore.TaskKey(id)}, b).Int64()
 	}
 	switch {
 	case err != nil:

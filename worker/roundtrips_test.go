@@ -2,10 +2,13 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/jobstore"
 	"github.com/keyq/keyq/internal/redistest"
+	"github.com/keyq/keyq/internal/testutil"
 	"github.com/keyq/keyq/keyring"
 	"github.com/keyq/keyq/tasks"
 	"github.com/keyq/keyq/usage"
@@ -60,13 +64,17 @@ func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	}
 }
 
-// A job that succeeds at its first attempt costs keyq three round trips
-// (once Redis knows the scripts): the run's start (the cancel mark, any
-// earlier result, "running": one script), the pick, and the end: the
-// result with the key's success report, the token usage and the job's
-// succeeded state, one pipeline. Each of the report, the usage, "running"
-// and the final state had a round trip of its own (issue 11).
-func TestASuccessfulJobCostsThreeRoundTrips(t *testing.T) {
+// oneWorker is a worker of one job at a time with a usage store, over
+// rdb, whose hooks are added before it starts.
+type oneWorker struct {
+	rdb   *redis.Client
+	ring  *keyring.Ring
+	usage *usage.Store
+	e     *env
+}
+
+func startOneWorker(t *testing.T, hooks ...redis.Hook) *oneWorker {
+	t.Helper()
 	rdb, _ := redistest.Open(t)
 	_, base := faketest.Start(t, geminifake.Options{})
 	keys, _, err := keyring.ParseKeys(strings.Join(secrets, ","))
@@ -89,8 +97,9 @@ func TestASuccessfulJobCostsThreeRoundTrips(t *testing.T) {
 	if err := ring.Announce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	trips := &tripCounter{job: fmt.Sprintf("%032x", time.Now().UnixNano())}
-	rdb.AddHook(trips)
+	for _, hook := range hooks {
+		rdb.AddHook(hook)
+	}
 	w, err := worker.New(rdb, h, worker.Options{Concurrency: 1, PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -99,28 +108,55 @@ func TestASuccessfulJobCostsThreeRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Shutdown)
-	e := &env{t: t, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb), inspect: asynq.NewInspectorFromRedisClient(rdb)}
-	run := func(id string) {
-		task, err := tasks.NewAnalyzeCharacterTask(tasks.AnalyzeCharacter{Name: "Counted"}, asynq.TaskID(id),
-			asynq.Queue(tasks.Queue), asynq.MaxRetry(2), asynq.Retention(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.client.Enqueue(task); err != nil {
-			t.Fatal(err)
-		}
-		if info := e.await(id, asynq.TaskStateCompleted); len(info.Result) == 0 {
-			t.Errorf("job %s completed without its result", id)
-		}
+	return &oneWorker{rdb: rdb, ring: ring, usage: store,
+		e: &env{t: t, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb), inspect: asynq.NewInspectorFromRedisClient(rdb)}}
+}
+
+// run enqueues a job (with headers) and waits until it succeeded with a
+// result.
+func (o *oneWorker) run(id string, headers map[string]string) {
+	o.e.t.Helper()
+	task, err := tasks.NewAnalyzeCharacterTask(tasks.AnalyzeCharacter{Name: "Counted"})
+	if err != nil {
+		o.e.t.Fatal(err)
 	}
+	task = asynq.NewTaskWithHeaders(task.Type(), task.Payload(), headers,
+		asynq.TaskID(id), asynq.Queue(tasks.Queue), asynq.MaxRetry(2), asynq.Retention(time.Hour))
+	if _, err := o.e.client.Enqueue(task); err != nil {
+		o.e.t.Fatal(err)
+	}
+	if info := o.e.await(id, asynq.TaskStateCompleted); len(info.Result) == 0 {
+		o.e.t.Errorf("job %s completed without its result", id)
+	}
+}
+
+// seq is how many states of job id were published.
+func (o *oneWorker) seq(id string) int64 {
+	st, err := jobstore.New(o.rdb).State(context.Background(), id)
+	if err != nil {
+		o.e.t.Fatal(err)
+	}
+	return st.Seq
+}
+
+// A job that succeeds at its first attempt costs keyq three round trips
+// (once Redis knows the scripts): the run's start (the cancel mark, any
+// earlier result, "running": one script), the pick, and the end: the
+// result with the key's success report, the token usage and the job's
+// succeeded state, one pipeline. Each of the report, the usage, "running"
+// and the final state had a round trip of its own (issue 11).
+func TestASuccessfulJobCostsThreeRoundTrips(t *testing.T) {
+	trips := &tripCounter{job: fmt.Sprintf("%032x", time.Now().UnixNano())}
+	o := startOneWorker(t, trips)
 	// The first job meets a Redis that knows none of the scripts: the
 	// pipelined EVALSHAs fail with NOSCRIPT and are run again, once.
-	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
+	if err := o.rdb.ScriptFlush(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	run("warm-" + trips.job)
-	run(trips.job)
-	w.Shutdown() // the final state is published before the run returns; stop to read a settled list
+	warm := "warm-" + trips.job
+	o.run(warm, nil)
+	o.run(trips.job, nil)
+	o.e.await(trips.job, asynq.TaskStateCompleted)
 
 	trips.mu.Lock()
 	got := trips.trips
@@ -131,11 +167,14 @@ func TestASuccessfulJobCostsThreeRoundTrips(t *testing.T) {
 	if n := len(got); n > 0 && !strings.Contains(got[n-1], "hincrby") {
 		t.Errorf("the result's write %q does not carry the usage", got[n-1])
 	}
-	// Published twice, running and succeeded: not again by the middleware.
-	if st, err := jobstore.New(rdb).State(context.Background(), trips.job); err != nil || st.Seq != 2 || st.Final != tasks.StatusSucceeded {
-		t.Errorf("job state %+v, %v; want seq 2 (running, succeeded), final succeeded", st, err)
+	// Published twice each, running and succeeded: not again by the
+	// middleware, nor by the NOSCRIPT re-runs.
+	for _, id := range []string{warm, trips.job} {
+		if n := o.seq(id); n != 2 {
+			t.Errorf("job %s: %d states published, want 2 (running, succeeded)", id, n)
+		}
 	}
-	rows, err := store.Query(context.Background(), store.Today(), store.Today(), "key", nil, nil)
+	rows, err := o.usage.Query(context.Background(), o.usage.Today(), o.usage.Today(), "key", nil, nil)
 	var calls int64
 	for _, r := range rows {
 		calls += r.Counts[usage.KindCalls]
@@ -143,7 +182,7 @@ func TestASuccessfulJobCostsThreeRoundTrips(t *testing.T) {
 	if err != nil || calls != 2 {
 		t.Errorf("usage after two jobs: %+v, %v; want two calls", rows, err)
 	}
-	page, err := ring.Admin().Page(context.Background(), keyring.Query{Limit: 10})
+	page, err := o.ring.Admin().Page(context.Background(), keyring.Query{Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,5 +192,107 @@ func TestASuccessfulJobCostsThreeRoundTrips(t *testing.T) {
 	}
 	if successes != 2 {
 		t.Errorf("%d successes reported over the pool after two jobs, want 2", successes)
+	}
+}
+
+// lostReply lets a job's end-of-run pipeline reach Redis once, then fails
+// it as a read timeout would: the commands ran, their replies were lost.
+type lostReply struct {
+	job  string
+	done atomic.Bool
+}
+
+func (l *lostReply) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (l *lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (l *lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if id, _ := asynq.GetTaskID(ctx); id != l.job || len(cmds) < 3 || !l.done.CompareAndSwap(false, true) {
+			return next(ctx, cmds)
+		}
+		_ = next(ctx, cmds)
+		err := errors.New("read tcp: i/o timeout (the reply was lost)")
+		for _, c := range cmds {
+			c.SetErr(err)
+		}
+		return err
+	}
+}
+
+// The end of a run whose reply was lost is written again: the job is
+// published succeeded once, and its batch still gets its webhook (found in
+// review: the state was published twice and the batch's webhook lost).
+func TestALostReplyPublishesOnceAndCompletesTheBatch(t *testing.T) {
+	id := fmt.Sprintf("%032x", time.Now().UnixNano())
+	lost := &lostReply{job: id}
+	o := startOneWorker(t, lost)
+	o.run("warm-"+id, nil) // scripts loaded: the lost pipeline's EVALSHAs run
+	const batch = "b1"
+	js := jobstore.New(o.rdb)
+	if err := js.CreateBatch(context.Background(), jobstore.BatchRecord{ID: batch, Callback: "http://example.invalid/", TTL: time.Hour, Created: time.Now()},
+		[]jobstore.BatchEntry{{JobID: id}}); err != nil {
+		t.Fatal(err)
+	}
+	o.run(id, map[string]string{tasks.HeaderBatch: batch})
+	if !lost.done.Load() {
+		t.Fatal("the end-of-run pipeline was never seen")
+	}
+	if n := o.seq(id); n != 2 {
+		t.Errorf("%d states published, want 2 (running, succeeded once)", n)
+	}
+	testutil.Eventually(t, 5*time.Second, "the batch's webhook to be enqueued", func() bool {
+		_, err := o.e.inspect.GetTaskInfo(tasks.WebhookQueue, "msg_batch_"+batch)
+		return err == nil
+	})
+	// The lost pipeline ran: its usage counts, and is not counted again.
+	if n := o.calls(); n != 2 {
+		t.Errorf("usage: %d calls after two jobs, want 2", n)
+	}
+}
+
+// calls is the day's usage count of calls, over every key.
+func (o *oneWorker) calls() int64 {
+	rows, err := o.usage.Query(context.Background(), o.usage.Today(), o.usage.Today(), "key", nil, nil)
+	if err != nil {
+		o.e.t.Fatal(err)
+	}
+	var n int64
+	for _, r := range rows {
+		n += r.Counts[usage.KindCalls]
+	}
+	return n
+}
+
+// unreachable fails a job's first end-of-run pipeline as a dial error
+// would, without sending it.
+type unreachable struct{ lostReply }
+
+func (u *unreachable) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if id, _ := asynq.GetTaskID(ctx); id != u.job || len(cmds) < 3 || !u.done.CompareAndSwap(false, true) {
+			return next(ctx, cmds)
+		}
+		err := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+		for _, c := range cmds {
+			c.SetErr(err)
+		}
+		return err
+	}
+}
+
+// A result write that never reached Redis is tried again with the key's
+// report and the usage: they are counted once, not lost (found in review).
+func TestAnUnsentWriteKeepsItsBookkeeping(t *testing.T) {
+	id := fmt.Sprintf("%032x", time.Now().UnixNano())
+	u := &unreachable{lostReply{job: id}}
+	o := startOneWorker(t, u)
+	o.run(id, nil)
+	if !u.done.Load() {
+		t.Fatal("the end-of-run pipeline was never seen")
+	}
+	if n := o.calls(); n != 1 {
+		t.Errorf("usage: %d calls after one job, want 1", n)
+	}
+	if n := o.seq(id); n != 2 {
+		t.Errorf("%d states published, want 2", n)
 	}
 }

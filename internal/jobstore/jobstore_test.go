@@ -142,3 +142,27 @@ func TestStart(t *testing.T) {
 		}
 	}
 }
+
+// A final state published again (a lost reply, a retried write) is not
+// published twice, and says again that it completed its batch, for the
+// caller to enqueue the batch's webhook (issue 11 review).
+func TestAFinalStateIsPublishedOnce(t *testing.T) {
+	rdb, _ := redistest.Open(t)
+	s := jobstore.New(rdb)
+	ctx := t.Context()
+	batch, id := t.Name()+"-b", t.Name()+"-j"
+	if err := s.CreateBatch(ctx, jobstore.BatchRecord{ID: batch, TTL: time.Hour, Created: time.Now()}, []jobstore.BatchEntry{{JobID: id}}); err != nil {
+		t.Fatal(err)
+	}
+	j := tasks.Job{ID: id, Type: "t", Status: tasks.StatusSucceeded}
+	for i := range 2 {
+		seq, complete, err := s.Publish(ctx, j, batch, time.Hour)
+		if err != nil || seq != 1 || !complete {
+			t.Errorf("publish %d: seq %d, batch complete %v, %v; want 1, true", i+1, seq, complete, err)
+		}
+	}
+	other := tasks.Job{ID: t.Name() + "-other", Type: "t", Status: tasks.StatusSucceeded}
+	if _, complete, err := s.Publish(ctx, other, batch, time.Hour); err != nil || complete {
+		t.Errorf("a job outside the batch's list: complete %v, %v; want false", complete, err)
+	}
+}

@@ -12,7 +12,19 @@
 -- ARGV[6] -> "1" when the job belongs to a batch
 --
 -- Returns {seq, batch_complete}: the job's new sequence number, and 1 when
--- this final state is the last one its batch waited for (exactly once).
+-- this final state is the last one its batch waited for.
+--
+-- A final state published again (a reply lost on the way back, a retried
+-- write) is not published twice: it returns the recorded seq, and 1 again
+-- if this job completed its batch, so that the caller's batch webhook is
+-- still enqueued (its delivery id makes that once).
+if ARGV[4] ~= "" and redis.call("HGET", KEYS[1], "final") == ARGV[4] then
+  local again = 0
+  if ARGV[6] == "1" and redis.call("HGET", KEYS[2], "completed_by") == ARGV[2] then
+    again = 1
+  end
+  return {tonumber(redis.call("HGET", KEYS[1], "seq") or "0"), again}
+end
 local seq = redis.call("HINCRBY", KEYS[1], "seq", 1)
 local complete = 0
 if ARGV[4] ~= "" then
@@ -21,6 +33,7 @@ if ARGV[4] ~= "" then
     redis.call("EXPIRE", KEYS[3], tonumber(ARGV[5]))
     local total = tonumber(redis.call("HGET", KEYS[2], "total") or "0")
     if total > 0 and redis.call("SCARD", KEYS[3]) == total then
+      redis.call("HSET", KEYS[2], "completed_by", ARGV[2])
       complete = 1
     end
   end

@@ -12,6 +12,10 @@ var (
 	publishSource string
 	publishScript = redis.NewScript(publishSource)
 
+	//go:embed finish.lua
+	finishSource string
+	finishScript = redis.NewScript(finishSource + publishSource)
+
 	//go:embed start.lua
 	startSource string
 	startScript = redis.NewScript(startSource + publishSource)

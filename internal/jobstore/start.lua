@@ -12,7 +12,7 @@
 -- it ended (asynq fails a run whose context was cancelled, whatever it
 -- returned, and runs it again).
 local stored = redis.call("HGET", KEYS[4], "result")
-if stored then
+if stored and stored ~= "" then
   return {"result", 0, stored}
 end
 if redis.call("HEXISTS", KEYS[1], "cancelled_at") == 1 then

@@ -61,35 +61,48 @@ func (s *Store) Publish(ctx context.Context, j tasks.Job, batch string, ttl time
 	return publishReply(publishScript.Run(ctx, s.rdb, keys, args...).Result())
 }
 
-// QueuePublish adds Publish to pipe, for a caller that sends it with its
-// own writes (a worker, with the job's result); its Result is ready once
-// pipe is executed.
-func (s *Store) QueuePublish(ctx context.Context, pipe redis.Pipeliner, j tasks.Job, batch string, ttl time.Duration) *PublishCmd {
+// ErrTaskGone is a finish for a job whose task is gone from Redis
+// (deleted, expired, or Redis lost its data): its result is not stored.
+var ErrTaskGone = errors.New("the job is gone from Redis (deleted, expired, or Redis lost its data); its result is not stored")
+
+// QueueFinish adds the end of a successful run to pipe, for a caller that
+// sends it with its own writes (a worker, with the key's report and the
+// token usage): the result stored in asynq's task hash while the task
+// exists, and j, the job succeeded, published (finish.lua). Its Result is
+// ready once pipe is executed. Sending it again is safe: a final state is
+// published once.
+func (s *Store) QueueFinish(ctx context.Context, pipe redis.Pipeliner, j tasks.Job, batch string, ttl time.Duration, result []byte) *FinishCmd {
 	keys, args, err := publishArgs(j, batch, ttl)
 	if err != nil {
-		return &PublishCmd{err: err}
+		return &FinishCmd{err: err}
 	}
+	keys, args = append(keys, TaskKey(j.ID)), append(args, result)
 	// EVALSHA alone: a pipeline cannot fall back to EVAL (Result does).
-	return &PublishCmd{cmd: publishScript.EvalSha(ctx, pipe, keys, args...), rerun: func() *redis.Cmd {
-		return publishScript.Run(ctx, s.rdb, keys, args...)
+	return &FinishCmd{cmd: finishScript.EvalSha(ctx, pipe, keys, args...), rerun: func(ctx context.Context) *redis.Cmd {
+		return finishScript.Run(ctx, s.rdb, keys, args...)
 	}}
 }
 
-// PublishCmd is a Publish queued on a pipeline.
-type PublishCmd struct {
+// FinishCmd is a finish queued on a pipeline.
+type FinishCmd struct {
 	cmd   *redis.Cmd
-	rerun func() *redis.Cmd
+	rerun func(context.Context) *redis.Cmd
 	err   error
 }
 
-// Result is Publish's, once the pipeline ran.
-func (c *PublishCmd) Result() (seq int64, batchComplete bool, err error) {
+// Result is the published state's seq and whether it completed its batch,
+// once the pipeline ran; ErrTaskGone when the task is gone. A script
+// Redis did not know is run again alone, with ctx.
+func (c *FinishCmd) Result(ctx context.Context) (seq int64, batchComplete bool, err error) {
 	if c.err != nil {
 		return 0, false, c.err
 	}
 	res, err := c.cmd.Result()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		res, err = c.rerun().Result()
+		res, err = c.rerun(ctx).Result()
+	}
+	if arr, ok := res.([]any); ok && len(arr) == 2 && arr[0] == "gone" {
+		return 0, false, ErrTaskGone
 	}
 	return publishReply(res, err)
 }
