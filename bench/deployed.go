@@ -39,7 +39,7 @@ func partDeployed(ctx context.Context, env *benchEnv, rep *report) error {
 		return fmt.Errorf("go build ./cmd/keyq: %w: %s", err, out)
 	}
 	n := *flagDeployedN
-	var raws, keyqs, befores []*deployedRun
+	var raws, keyqs, floors, befores []*deployedRun
 	for i := 0; i < *flagReps; i++ {
 		r, err := runDeployed(ctx, env, dir, bin, "raw", n)
 		if err != nil {
@@ -49,7 +49,11 @@ func partDeployed(ctx context.Context, env *benchEnv, rep *report) error {
 		if err != nil {
 			return err
 		}
-		raws, keyqs = append(raws, r), append(keyqs, k)
+		f, err := runDeployed(ctx, env, dir, bin, "floor", n)
+		if err != nil {
+			return err
+		}
+		raws, keyqs, floors = append(raws, r), append(keyqs, k), append(floors, f)
 		if *flagDeployedB != "" {
 			b, err := runDeployed(ctx, env, dir, *flagDeployedB, "warn", n)
 			if err != nil {
@@ -63,6 +67,7 @@ func partDeployed(ctx context.Context, env *benchEnv, rep *report) error {
 		return err
 	}
 	rep.add(deployedReport(rep, n, raws, keyqs, info))
+	rep.add(deployedFloor(n, raws, floors, keyqs))
 	if befores != nil {
 		rep.add(deployedBefore(n, raws, keyqs, befores))
 	}
@@ -94,9 +99,12 @@ func runDeployed(ctx context.Context, env *benchEnv, dir, bin, side string, n in
 	}
 	var d *deployment
 	var err error
-	if side == "raw" {
+	switch side {
+	case "raw":
 		d, err = startRaw(dir, env.url, rdb)
-	} else {
+	case "floor":
+		d, err = startFloor(dir, bin, env.url, rdb)
+	default:
 		d, err = startKeyq(dir, bin, env.url, side, rdb)
 	}
 	if err != nil {
@@ -128,6 +136,52 @@ func runDeployed(ctx context.Context, env *benchEnv, dir, bin, side string, n in
 	}
 	log.Printf("deployed %s: %d jobs in %s, %.0f jobs/s", side, n, el.Round(time.Millisecond), r.rate())
 	return r, nil
+}
+
+// startFloor starts asynq behind HTTP on both sides: `keyq fake`, a
+// minimal HTTP API that enqueues (the bench, -role rawapi) and the raw
+// worker calling the fake for each task (-upstream).
+func startFloor(dir, bin, url string, rdb *redis.Client) (*deployment, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var addr [2]string // fake, api
+	for i := range addr {
+		if addr[i], err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	d := &deployment{queue: rawQueue}
+	for _, p := range []struct {
+		name, bin string
+		args, env []string
+	}{
+		{"keyq fake", bin, []string{"fake"}, []string{"FAKE_ADDR=" + addr[0], "SIM_LATENCY=0", "SIM_FAILURE_RATE=0", "SIM_429_RATE=0", "LOG_LEVEL=warn"}},
+		{"rawapi", self, []string{"-role", "rawapi", "-redis", url, "-addr", addr[1]}, nil},
+		{"rawworker", self, []string{"-role", "rawworker", "-redis", url, "-concurrency", "50", "-upstream", "http://" + addr[0]}, nil},
+	} {
+		c, err := startChild(dir, p.name, p.bin, p.args, baseEnv(url, p.env...))
+		if err != nil {
+			d.stop()
+			return nil, err
+		}
+		d.procs = append(d.procs, c)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	err = waitReady("keyq fake, rawapi and rawworker", d.procs, func() bool {
+		c, err := net.Dial("tcp", addr[1])
+		if err == nil {
+			c.Close()
+		}
+		return err == nil && workerUp(insp, rawQueue)
+	})
+	if err != nil {
+		d.stop()
+		return nil, err
+	}
+	d.submit = keyqSubmit("http://" + addr[1] + "/api/analyze-character")
+	return d, nil
 }
 
 // deployment is one side's running processes and how a job is submitted.

@@ -1,20 +1,26 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 )
 
@@ -34,6 +40,8 @@ func runRole(role string, args []string) {
 	switch role {
 	case "rawworker":
 		rawWorkerMain(args)
+	case "rawapi":
+		rawAPIMain(args)
 	default:
 		log.Fatalf("unknown -role %q", role)
 	}
@@ -47,6 +55,7 @@ func rawWorkerMain(args []string) {
 	fs := flag.NewFlagSet("rawworker", flag.ExitOnError)
 	url := fs.String("redis", "", "Redis URL")
 	conc := fs.Int("concurrency", 50, "asynq Concurrency")
+	upstream := fs.String("upstream", "", "with a base URL: each task first calls generateContent there (keyq fake), as keyq's worker does")
 	fs.Parse(args)
 	opt, err := asynq.ParseRedisURI(*url)
 	if err != nil {
@@ -55,12 +64,96 @@ func rawWorkerMain(args []string) {
 	srv := asynq.NewServer(opt, asynq.Config{Concurrency: *conc, Queues: map[string]int{rawQueue: 1},
 		TaskCheckInterval: 100 * time.Millisecond})
 	mux := asynq.NewServeMux()
+	call := upstreamCall(*upstream, *conc)
 	mux.HandleFunc("raw", func(ctx context.Context, t *asynq.Task) error {
+		if err := call(ctx); err != nil {
+			return err
+		}
 		_, err := t.ResultWriter().Write(rawResult)
 		return err
 	})
 	// Run returns on SIGTERM after a graceful shutdown.
 	if err := srv.Run(mux); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// upstreamCall is one generateContent call to base, with connections kept
+// for every task in flight as keyq's worker keeps them; a no-op without
+// base.
+func upstreamCall(base string, conc int) func(context.Context) error {
+	if base == "" {
+		return func(context.Context) error { return nil }
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = conc
+	hc := &http.Client{Transport: tr}
+	url := base + "/v1beta/models/gemini-2.5-flash:generateContent"
+	body := []byte(`{"contents":[{"role":"user","parts":[{"text":"Analyze the character Sherlock."}]}]}`)
+	return func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("x-goog-api-key", "AIzaSyBENCHBENCHBENCHBENCHBENCHBENCH12")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("upstream: %d", resp.StatusCode)
+		}
+		return nil
+	}
+}
+
+// rawAPIMain is the least an HTTP job API over asynq does: decode a JSON
+// job, enqueue it (TaskID, Retention 24h, MaxRetry 4) and answer 202 with
+// its id. With rawworker -upstream it is the floor of any HTTP job API in
+// front of asynq calling an HTTP upstream: keyq's HTTP costs without its
+// keys, job states or usage.
+func rawAPIMain(args []string) {
+	fs := flag.NewFlagSet("rawapi", flag.ExitOnError)
+	url := fs.String("redis", "", "Redis URL")
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	fs.Parse(args)
+	opt, err := asynq.ParseRedisURI(*url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cli := asynq.NewClient(opt)
+	http.HandleFunc("POST /api/analyze-character", func(w http.ResponseWriter, r *http.Request) {
+		var job struct {
+			Name string `json:"name"`
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err == nil {
+			err = json.Unmarshal(body, &job)
+		}
+		if err != nil || job.Name == "" {
+			http.Error(w, `{"error":"bad job"}`, http.StatusBadRequest)
+			return
+		}
+		id := uuid.NewString()
+		if _, err := cli.EnqueueContext(r.Context(), asynq.NewTask("raw", body), asynq.Queue(rawQueue),
+			asynq.TaskID(id), asynq.Retention(24*time.Hour), asynq.MaxRetry(4)); err != nil {
+			http.Error(w, `{"error":"enqueue"}`, http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, `{"id":%q,"status":"queued"}`, id)
+	})
+	srv := &http.Server{Addr: *addr}
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+		<-sig
+		srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
 	}
 }

@@ -13,6 +13,7 @@ var deployedProcs = []struct {
 	measured    bool
 }{
 	{"rawworker", "raw asynq worker (`bench -role rawworker`)", true},
+	{"rawapi", "raw HTTP API (`bench -role rawapi`, floor only)", true},
 	{"keyq api", "`keyq api`", true},
 	{"keyq worker", "`keyq worker`", true},
 	{"redis-server", "redis-server (INFO cpu)", true},
@@ -186,5 +187,37 @@ func deployedBefore(n int, raws, keyqs, befores []*deployedRun) string {
 	})
 	fmt.Fprintf(&b, "| Redis socket reads (~ round trips) / job | %.2f | %.2f | %.2f |\n", medianOf(raws, reads), medianOf(befores, reads), medianOf(keyqs, reads))
 	fmt.Fprintf(&b, "| Redis commands / job | %.2f | %.2f | %.2f |\n\n", medianOf(raws, calls), medianOf(befores, calls), medianOf(keyqs, calls))
+	return b.String()
+}
+
+// deployedFloor puts keyq beside the least any HTTP job API over asynq
+// calling an HTTP upstream costs: what of keyq's overhead is HTTP's, and
+// what is keyq's own.
+func deployedFloor(n int, raws, floors, keyqs []*deployedRun) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### The floor: raw asynq behind HTTP on both sides\n\n")
+	fmt.Fprintf(&b, "In each rep, after keyq: `keyq fake` as the upstream, `bench -role rawapi` (net/http: decode the JSON job, `asynq.Client.Enqueue`, answer 202; jobs POSTed by the bench like keyq's) and `bench -role rawworker -upstream` (each task calls generateContent on the fake, pooled connections, then writes its result). No keys, job states, usage or logs: the cost of HTTP in front of and behind asynq, which keyq cannot shed. %d jobs, medians of the reps.\n\n", n)
+	rate := func(r *deployedRun) float64 { return r.rate() }
+	total := func(r *deployedRun) float64 { return cpuPerJob(r, "total") }
+	rr, fr, kr := medianOf(raws, rate), medianOf(floors, rate), medianOf(keyqs, rate)
+	rc, fc, kc := medianOf(raws, total), medianOf(floors, total), medianOf(keyqs, total)
+	fmt.Fprintf(&b, "| | raw asynq | floor: asynq behind HTTP | keyq (LOG_LEVEL=warn) |\n|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| jobs/s | %.0f | %.0f | %.0f |\n", rr, fr, kr)
+	fmt.Fprintf(&b, "| throughput ratio to raw asynq | 1 | %.2f | %.2f |\n", fr/rr, kr/rr)
+	for _, p := range deployedProcs {
+		f := func(r *deployedRun) float64 { return cpuPerJob(r, p.name) }
+		cell := func(runs []*deployedRun) string {
+			if _, ok := runs[0].cpu[p.name]; !ok {
+				return ""
+			}
+			return fmt.Sprintf("%.0f", medianOf(runs, f))
+		}
+		if c := [3]string{cell(raws), cell(floors), cell(keyqs)}; c != [3]string{} {
+			fmt.Fprintf(&b, "| CPU µs/job, %s | %s | %s | %s |\n", p.label, c[0], c[1], c[2])
+		}
+	}
+	fmt.Fprintf(&b, "| CPU µs/job, total counted | %.0f | %.0f | %.0f |\n", rc, fc, kc)
+	fmt.Fprintf(&b, "| CPU ratio to raw asynq | 1 | %.1fx | %.1fx |\n\n", fc/rc, kc/rc)
+	fmt.Fprintf(&b, "keyq's own cost over the floor: %.0f µs of CPU per job (%.0f%% of keyq's total); keyq reaches %.2f of the floor's throughput.\n\n", kc-fc, 100*(kc-fc)/kc, kr/fr)
 	return b.String()
 }
