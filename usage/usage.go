@@ -39,7 +39,12 @@ const (
 	ByDay     = "day"
 )
 
-var dimCode = map[string]string{ByModel: "m", ByProject: "p", ByKey: "k", ByToken: "t"}
+// dimCode is the field prefix each grouping reads. Every field carries its
+// model, and every answer is summed under its token ("-" for the open
+// API), so sums by model and by day are read from the token fields: an
+// answer writes three groupings, not four. (Days written before kept "m"
+// fields too; they are not read, and expire with their day.)
+var dimCode = map[string]string{ByModel: "t", ByProject: "p", ByKey: "k", ByToken: "t", ByDay: "t"}
 
 // Entry is one billed answer.
 type Entry struct {
@@ -86,7 +91,7 @@ func (s *Store) Queue(ctx context.Context, pipe redis.Pipeliner, e Entry) []redi
 	tier := cmp.Or(e.Tier, "standard")
 	vals := map[string]int{KindPrompt: e.Prompt, KindCandidates: e.Candidates, KindThoughts: e.Thoughts,
 		KindCached: e.Cached, KindTotal: e.Total, KindCalls: 1}
-	dims := map[string]string{"m": e.Model, "p": cmp.Or(e.Project, "-"), "k": cmp.Or(e.Key, "-"), "t": cmp.Or(e.Token, "-")}
+	dims := map[string]string{"p": cmp.Or(e.Project, "-"), "k": cmp.Or(e.Key, "-"), "t": cmp.Or(e.Token, "-")}
 	var cmds []redis.Cmder
 	for dim, v := range dims {
 		for kind, n := range vals {
@@ -128,9 +133,6 @@ func (s *Store) query(ctx context.Context, from, to, by string, prices Prices, k
 		return nil, err
 	}
 	code := dimCode[by]
-	if by == ByDay {
-		code = "m"
-	}
 	if code == "" {
 		return nil, fmt.Errorf("by must be model, project, key, token or day")
 	}
@@ -146,7 +148,10 @@ func (s *Store) query(ctx context.Context, from, to, by string, prices Prices, k
 				continue
 			}
 			group := parts[1]
-			if by == ByDay {
+			switch by {
+			case ByModel:
+				group = parts[2]
+			case ByDay:
 				group = day
 			}
 			if keep != nil && !keep(group) {

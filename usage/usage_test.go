@@ -43,6 +43,18 @@ func TestRecordAndQuery(t *testing.T) {
 	if ttl := rdb.TTL(t.Context(), dayKey("t", day)).Val(); ttl <= 0 || ttl > Retention {
 		t.Errorf("TTL %v", ttl)
 	}
+	// By model and by day: every answer, from the token fields, over
+	// both tokens; the "m" fields days written before kept are not
+	// counted again.
+	if err := rdb.HIncrBy(t.Context(), dayKey("t", day), field("m", "m1", "m1", "standard", KindCalls), 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for by, group := range map[string]string{ByModel: "m1", ByDay: day} {
+		rows, err = s.Query(t.Context(), day, day, by, prices, nil)
+		if err != nil || len(rows) != 1 || rows[0].Group != group || rows[0].Counts[KindCalls] != 3 || math.Abs(rows[0].CostUSD-4.28-1.07) > 1e-9 {
+			t.Errorf("by %s: %+v, %v; want one row %q of 3 calls, $5.35", by, rows, err, group)
+		}
+	}
 	if _, err := s.Query(t.Context(), day, day, "color", prices, nil); err == nil {
 		t.Error("by=color accepted")
 	}
