@@ -159,11 +159,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	b, err := json.Marshal(res)
 	if err != nil { // the call was paid for all the same
-		h.report(ctx, log, paid.ring, paid.key, paid.outcome)
-		h.record(ctx, log, paid.usage)
+		h.settle(ctx, log, paid)
 		return err
 	}
-	return h.storeResult(ctx, log, id, t.ResultWriter(), b, paid)
+	return h.storeResult(ctx, log, t.ResultWriter(), b, paid)
 }
 
 // parse reads a task's payload with its registered kind and finds the

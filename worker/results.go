@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,21 +17,16 @@ import (
 )
 
 // results writes a job's result in asynq's own task hash, only while the
-// task exists. A run first looks for a result an earlier run stored (the
-// lifecycle middleware, with the cancel mark, in one round trip): asynq
-// runs a job at least once, and a worker that stored the result and then
-// lost Redis before asynq marked the task done (its mark-as-done uses a
-// context it has already cancelled) leaves the task active; the recoverer
-// runs it again after the lease. Gemini was paid for the first answer.
+// task exists (jobstore's finish.lua). A run first looks for a result an
+// earlier run stored (the lifecycle middleware's start, with the cancel
+// mark, in one round trip): asynq runs a job at least once, and a worker
+// that stored the result and then lost Redis before asynq marked the task
+// done (its mark-as-done uses a context it has already cancelled) leaves
+// the task active; the recoverer runs it again after the lease. Gemini was
+// paid for the first answer.
 type results struct {
 	rdb redis.UniversalClient
 }
-
-var (
-	//go:embed store_result.lua
-	storeResultSource string
-	storeResultScript = redis.NewScript(storeResultSource)
-)
 
 // errTaskGone is returned by a result's write when the task no longer
 // exists.
@@ -55,10 +49,10 @@ type paidCall struct {
 // paid goes with the first try only, unless that try never reached Redis:
 // a retry must not count the call twice. The job's succeeded state goes
 // with every try (finish.lua publishes a final state once).
-func (h *Handler) storeResult(ctx context.Context, log *slog.Logger, id string, w *asynq.ResultWriter, b []byte, paid *paidCall) error {
+func (h *Handler) storeResult(ctx context.Context, log *slog.Logger, w *asynq.ResultWriter, b []byte, paid *paidCall) error {
 	wait := 100 * time.Millisecond
 	for {
-		err := h.writeResult(ctx, log, id, w, b, paid, sinkOf(ctx))
+		err := h.writeResult(ctx, log, w, b, paid, sinkOf(ctx))
 		if !unsent(err) {
 			paid = nil
 		}
@@ -85,14 +79,11 @@ func unsent(err error) bool {
 }
 
 // writeResult sends, in one pipeline, the result with the job's succeeded
-// state (sink, when the lifecycle middleware runs; else the result alone)
-// and paid's bookkeeping.
-func (h *Handler) writeResult(ctx context.Context, log *slog.Logger, id string, w *asynq.ResultWriter, b []byte, paid *paidCall, sink *resultSink) error {
-	if h.results.rdb == nil { // no Redis of keyq's own: asynq's writer
-		if paid != nil {
-			h.report(ctx, log, paid.ring, paid.key, paid.outcome)
-			h.record(ctx, log, paid.usage)
-		}
+// state (sink: worker.New always runs the lifecycle middleware that makes
+// it) and paid's bookkeeping.
+func (h *Handler) writeResult(ctx context.Context, log *slog.Logger, w *asynq.ResultWriter, b []byte, paid *paidCall, sink *resultSink) error {
+	if h.results.rdb == nil || sink == nil { // a Handler outside worker.New: asynq's writer
+		h.settle(ctx, log, paid)
 		_, err := w.Write(b)
 		return err
 	}
@@ -105,13 +96,7 @@ func (h *Handler) writeResult(ctx context.Context, log *slog.Logger, id string, 
 			used = h.usage.Queue(ctx, pipe, *paid.usage)
 		}
 	}
-	var finish *jobstore.FinishCmd
-	var stored *redis.Cmd
-	if sink != nil {
-		finish = sink.queue(ctx, pipe, b)
-	} else {
-		stored = storeResultScript.EvalSha(ctx, pipe, []string{jobstore.TaskKey(id)}, b)
-	}
+	finish := sink.queue(ctx, pipe, b)
 	_, err := pipe.Exec(ctx) // each command's error is read below
 	if unsent(err) {
 		return err
@@ -126,24 +111,13 @@ func (h *Handler) writeResult(ctx context.Context, log *slog.Logger, id string, 
 			break
 		}
 	}
-	if finish != nil {
-		return sink.finished(finish.Result(ctx))
-	}
-	return storedReply(ctx, h.results.rdb, stored, id, b)
+	return sink.finished(finish.Result(ctx))
 }
 
-// storedReply reads store_result.lua's reply, running it again alone when
-// Redis did not know the script.
-func storedReply(ctx context.Context, rdb redis.UniversalClient, stored *redis.Cmd, id string, b []byte) error {
-	n, err := stored.Int64()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		n, err = storeResultScript.Run(ctx, rdb, []string{jobstore.TaskKey(id)}, b).Int64()
+// settle books a paid call alone, when its result is not written with it.
+func (h *Handler) settle(ctx context.Context, log *slog.Logger, paid *paidCall) {
+	if paid != nil {
+		h.report(ctx, log, paid.ring, paid.key, paid.outcome)
+		h.record(ctx, log, paid.usage)
 	}
-	switch {
-	case err != nil:
-		return fmt.Errorf("store result: %w", err)
-	case n == 0:
-		return errTaskGone
-	}
-	return nil
 }

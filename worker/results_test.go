@@ -8,9 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/keyq/keyq/internal/redistest"
 	"github.com/keyq/keyq/tasks"
-	"github.com/keyq/keyq/worker"
 )
 
 // A job whose earlier run stored its result, but whose completion asynq
@@ -38,18 +36,5 @@ func TestARunFinishesWithAnEarlierRunsResult(t *testing.T) {
 	}
 	if n := len(e.up.Calls()); n != 0 {
 		t.Errorf("%d upstream calls for a job whose result was stored: billed twice", n)
-	}
-}
-
-// A result is never written for a task that is gone: asynq's ResultWriter
-// would leave an orphan hash holding only "result" (asynq #1167).
-func TestNoResultForAGoneTask(t *testing.T) {
-	rdb, _ := redistest.Open(t)
-	r := worker.StoreForTest(rdb)
-	if err := r(context.Background(), "0123456789abcdef0123456789abcdef", []byte(`{}`)); err == nil {
-		t.Error("storing for a task that does not exist: no error")
-	}
-	if n, _ := rdb.Exists(context.Background(), "asynq:{"+tasks.Queue+"}:t:0123456789abcdef0123456789abcdef").Result(); n != 0 {
-		t.Error("an orphan task hash was created")
 	}
 }

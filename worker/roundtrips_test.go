@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -15,16 +14,11 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/keyq/keyq/gemini"
-	"github.com/keyq/keyq/gemini/geminifake"
-	"github.com/keyq/keyq/internal/faketest"
 	"github.com/keyq/keyq/internal/jobstore"
-	"github.com/keyq/keyq/internal/redistest"
 	"github.com/keyq/keyq/internal/testutil"
 	"github.com/keyq/keyq/keyring"
 	"github.com/keyq/keyq/tasks"
 	"github.com/keyq/keyq/usage"
-	"github.com/keyq/keyq/worker"
 )
 
 // tripCounter is a go-redis hook that lists the round trips made in one
@@ -64,77 +58,35 @@ func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	}
 }
 
-// oneWorker is a worker of one job at a time with a usage store, over
-// rdb, whose hooks are added before it starts.
-type oneWorker struct {
-	rdb   *redis.Client
-	ring  *keyring.Ring
-	usage *usage.Store
-	e     *env
-}
-
-func startOneWorker(t *testing.T, hooks ...redis.Hook) *oneWorker {
-	t.Helper()
-	rdb, _ := redistest.Open(t)
-	_, base := faketest.Start(t, geminifake.Options{})
-	keys, _, err := keyring.ParseKeys(strings.Join(secrets, ","))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keyring.New(rdb, keys, keyring.Options{RPM: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gem, err := gemini.New(gemini.Options{BaseURL: base, Model: "gemini-2.5-flash", Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := usage.NewStore(rdb, "")
-	h, err := worker.NewHandler(gem, ring, worker.HandlerOptions{Usage: store, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ring.Announce(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	for _, hook := range hooks {
-		rdb.AddHook(hook)
-	}
-	w, err := worker.New(rdb, h, worker.Options{Concurrency: 1, PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
-	return &oneWorker{rdb: rdb, ring: ring, usage: store,
-		e: &env{t: t, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb), inspect: asynq.NewInspectorFromRedisClient(rdb)}}
+// startCounted is a worker with a usage store, the ring on RPM budgets,
+// and hooks on its Redis client.
+func startCounted(t *testing.T, hooks ...redis.Hook) *env {
+	return start(t, setup{usage: true, hooks: hooks, ring: keyring.Options{RPM: 1000}})
 }
 
 // run enqueues a job (with headers) and waits until it succeeded with a
 // result.
-func (o *oneWorker) run(id string, headers map[string]string) {
-	o.e.t.Helper()
+func (o *env) run(id string, headers map[string]string) {
+	o.t.Helper()
 	task, err := tasks.NewAnalyzeCharacterTask(tasks.AnalyzeCharacter{Name: "Counted"})
 	if err != nil {
-		o.e.t.Fatal(err)
+		o.t.Fatal(err)
 	}
 	task = asynq.NewTaskWithHeaders(task.Type(), task.Payload(), headers,
 		asynq.TaskID(id), asynq.Queue(tasks.Queue), asynq.MaxRetry(2), asynq.Retention(time.Hour))
-	if _, err := o.e.client.Enqueue(task); err != nil {
-		o.e.t.Fatal(err)
+	if _, err := o.client.Enqueue(task); err != nil {
+		o.t.Fatal(err)
 	}
-	if info := o.e.await(id, asynq.TaskStateCompleted); len(info.Result) == 0 {
-		o.e.t.Errorf("job %s completed without its result", id)
+	if info := o.await(id, asynq.TaskStateCompleted); len(info.Result) == 0 {
+		o.t.Errorf("job %s completed without its result", id)
 	}
 }
 
 // seq is how many states of job id were published.
-func (o *oneWorker) seq(id string) int64 {
+func (o *env) seq(id string) int64 {
 	st, err := jobstore.New(o.rdb).State(context.Background(), id)
 	if err != nil {
-		o.e.t.Fatal(err)
+		o.t.Fatal(err)
 	}
 	return st.Seq
 }
@@ -147,7 +99,7 @@ func (o *oneWorker) seq(id string) int64 {
 // and the final state had a round trip of its own (issue 11).
 func TestASuccessfulJobCostsThreeRoundTrips(t *testing.T) {
 	trips := &tripCounter{job: fmt.Sprintf("%032x", time.Now().UnixNano())}
-	o := startOneWorker(t, trips)
+	o := startCounted(t, trips)
 	// The first job meets a Redis that knows none of the scripts: the
 	// pipelined EVALSHAs fail with NOSCRIPT and are run again, once.
 	if err := o.rdb.ScriptFlush(context.Background()).Err(); err != nil {
@@ -156,7 +108,7 @@ func TestASuccessfulJobCostsThreeRoundTrips(t *testing.T) {
 	warm := "warm-" + trips.job
 	o.run(warm, nil)
 	o.run(trips.job, nil)
-	o.e.await(trips.job, asynq.TaskStateCompleted)
+	o.await(trips.job, asynq.TaskStateCompleted)
 
 	trips.mu.Lock()
 	got := trips.trips
@@ -224,7 +176,7 @@ func (l *lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 func TestALostReplyPublishesOnceAndCompletesTheBatch(t *testing.T) {
 	id := fmt.Sprintf("%032x", time.Now().UnixNano())
 	lost := &lostReply{job: id}
-	o := startOneWorker(t, lost)
+	o := startCounted(t, lost)
 	o.run("warm-"+id, nil) // scripts loaded: the lost pipeline's EVALSHAs run
 	const batch = "b1"
 	js := jobstore.New(o.rdb)
@@ -240,7 +192,7 @@ func TestALostReplyPublishesOnceAndCompletesTheBatch(t *testing.T) {
 		t.Errorf("%d states published, want 2 (running, succeeded once)", n)
 	}
 	testutil.Eventually(t, 5*time.Second, "the batch's webhook to be enqueued", func() bool {
-		_, err := o.e.inspect.GetTaskInfo(tasks.WebhookQueue, "msg_batch_"+batch)
+		_, err := o.inspect.GetTaskInfo(tasks.WebhookQueue, "msg_batch_"+batch)
 		return err == nil
 	})
 	// The lost pipeline ran: its usage counts, and is not counted again.
@@ -250,10 +202,10 @@ func TestALostReplyPublishesOnceAndCompletesTheBatch(t *testing.T) {
 }
 
 // calls is the day's usage count of calls, over every key.
-func (o *oneWorker) calls() int64 {
+func (o *env) calls() int64 {
 	rows, err := o.usage.Query(context.Background(), o.usage.Today(), o.usage.Today(), "key", nil, nil)
 	if err != nil {
-		o.e.t.Fatal(err)
+		o.t.Fatal(err)
 	}
 	var n int64
 	for _, r := range rows {
@@ -284,7 +236,7 @@ func (u *unreachable) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 func TestAnUnsentWriteKeepsItsBookkeeping(t *testing.T) {
 	id := fmt.Sprintf("%032x", time.Now().UnixNano())
 	u := &unreachable{lostReply{job: id}}
-	o := startOneWorker(t, u)
+	o := startCounted(t, u)
 	o.run(id, nil)
 	if !u.done.Load() {
 		t.Fatal("the end-of-run pipeline was never seen")

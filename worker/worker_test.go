@@ -19,6 +19,7 @@ import (
 	"github.com/keyq/keyq/internal/testutil"
 	"github.com/keyq/keyq/keyring"
 	"github.com/keyq/keyq/tasks"
+	"github.com/keyq/keyq/usage"
 	"github.com/keyq/keyq/worker"
 )
 
@@ -38,6 +39,7 @@ type env struct {
 	inspect  *asynq.Inspector
 	handler  *worker.Handler
 	ring     *keyring.Ring
+	usage    *usage.Store // with setup.usage
 	keys     []keyring.Key
 	maxRetry int
 }
@@ -49,9 +51,11 @@ type setup struct {
 	workers    int
 	latency    time.Duration
 	ring       keyring.Options
-	keys       []string   // default: secrets, each a project of its own
-	alertURL   string     // ALERT_WEBHOOK_URL
-	workerKeys [][]string // worker i holds workerKeys[i] instead of keys
+	keys       []string     // default: secrets, each a project of its own
+	alertURL   string       // ALERT_WEBHOOK_URL
+	workerKeys [][]string   // worker i holds workerKeys[i] instead of keys
+	usage      bool         // the handler sums usage (env.usage)
+	hooks      []redis.Hook // added to each worker's Redis client before it starts
 }
 
 func start(t *testing.T, s setup) *env {
@@ -88,12 +92,20 @@ func start(t *testing.T, s setup) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := worker.NewHandler(gem, ring, worker.HandlerOptions{Retries: s.retries, RetryDelay: s.retryDelay, Logger: log.With("worker", fmt.Sprint(i))})
+		opts := worker.HandlerOptions{Retries: s.retries, RetryDelay: s.retryDelay, Logger: log.With("worker", fmt.Sprint(i))}
+		if s.usage {
+			e.usage = usage.NewStore(wrdb, "")
+			opts.Usage = e.usage
+		}
+		h, err := worker.NewHandler(gem, ring, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := ring.Announce(context.Background()); err != nil {
 			t.Fatal(err)
+		}
+		for _, hook := range s.hooks {
+			wrdb.AddHook(hook)
 		}
 		e.ring = ring
 		w, err := worker.New(wrdb, h, worker.Options{Concurrency: 4, JobRetryDelay: 20 * time.Millisecond, ProbeInterval: 50 * time.Millisecond,

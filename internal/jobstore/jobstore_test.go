@@ -2,6 +2,7 @@ package jobstore_test
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +165,22 @@ func TestAFinalStateIsPublishedOnce(t *testing.T) {
 	other := tasks.Job{ID: t.Name() + "-other", Type: "t", Status: tasks.StatusSucceeded}
 	if _, complete, err := s.Publish(ctx, other, batch, time.Hour); err != nil || complete {
 		t.Errorf("a job outside the batch's list: complete %v, %v; want false", complete, err)
+	}
+}
+
+// A result is never written for a task that is gone: asynq's ResultWriter
+// would leave an orphan hash holding only "result" (asynq #1167).
+func TestNoResultForAGoneTask(t *testing.T) {
+	rdb, _ := redistest.Open(t)
+	s := jobstore.New(rdb)
+	id := "0123456789abcdef0123456789abcdef"
+	pipe := rdb.Pipeline()
+	finish := s.QueueFinish(t.Context(), pipe, tasks.Job{ID: id, Type: "t", Status: tasks.StatusSucceeded}, "", time.Hour, []byte(`{}`))
+	_, _ = pipe.Exec(t.Context())
+	if _, _, err := finish.Result(t.Context()); !errors.Is(err, jobstore.ErrTaskGone) {
+		t.Errorf("finishing a task that does not exist: %v, want ErrTaskGone", err)
+	}
+	if n, _ := rdb.Exists(t.Context(), jobstore.TaskKey(id)).Result(); n != 0 {
+		t.Error("an orphan task hash was created")
 	}
 }
