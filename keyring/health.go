@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/keyq/keyq/internal/redisconn"
 )
 
 // Kind is what a call's outcome means for its key.
@@ -84,18 +86,13 @@ func (r *Ring) QueueReport(ctx context.Context, pipe redis.Pipeliner, key Key, o
 	if err != nil {
 		return &ReportCmd{err: err}
 	}
-	// EVALSHA alone: a pipeline cannot fall back to EVAL, which Result
-	// does when Redis does not know the script (restarted or flushed).
-	return &ReportCmd{cmd: reportScript.EvalSha(ctx, pipe, keys, args...), rerun: func(ctx context.Context) *redis.Cmd {
-		return reportScript.Run(ctx, r.admin.rdb, keys, args...)
-	}}
+	return &ReportCmd{q: redisconn.Queue(ctx, pipe, r.admin.rdb, reportScript, keys, args...)}
 }
 
 // ReportCmd is a report queued on a pipeline.
 type ReportCmd struct {
-	cmd   *redis.Cmd
-	rerun func(context.Context) *redis.Cmd
-	err   error
+	q   *redisconn.Queued
+	err error
 }
 
 // Result is the change of state the report caused, once the pipeline ran.
@@ -104,11 +101,7 @@ func (c *ReportCmd) Result(ctx context.Context) (Change, error) {
 	if c.err != nil {
 		return Change{}, c.err
 	}
-	res, err := c.cmd.Result()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		res, err = c.rerun(ctx).Result()
-	}
-	return changeOf(res, err)
+	return changeOf(c.q.Result(ctx))
 }
 
 // reportArgs are report.lua's KEYS and ARGV for the outcome o of a call

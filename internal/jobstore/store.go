@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyq/keyq/internal/redisconn"
 	"github.com/keyq/keyq/tasks"
 )
 
@@ -77,17 +78,13 @@ func (s *Store) QueueFinish(ctx context.Context, pipe redis.Pipeliner, j tasks.J
 		return &FinishCmd{err: err}
 	}
 	keys, args = append(keys, TaskKey(j.ID)), append(args, result)
-	// EVALSHA alone: a pipeline cannot fall back to EVAL (Result does).
-	return &FinishCmd{cmd: finishScript.EvalSha(ctx, pipe, keys, args...), rerun: func(ctx context.Context) *redis.Cmd {
-		return finishScript.Run(ctx, s.rdb, keys, args...)
-	}}
+	return &FinishCmd{q: redisconn.Queue(ctx, pipe, s.rdb, finishScript, keys, args...)}
 }
 
 // FinishCmd is a finish queued on a pipeline.
 type FinishCmd struct {
-	cmd   *redis.Cmd
-	rerun func(context.Context) *redis.Cmd
-	err   error
+	q   *redisconn.Queued
+	err error
 }
 
 // Result is the published state's seq and whether it completed its batch,
@@ -97,10 +94,7 @@ func (c *FinishCmd) Result(ctx context.Context) (seq int64, batchComplete bool, 
 	if c.err != nil {
 		return 0, false, c.err
 	}
-	res, err := c.cmd.Result()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		res, err = c.rerun(ctx).Result()
-	}
+	res, err := c.q.Result(ctx)
 	if arr, ok := res.([]any); ok && len(arr) == 2 && arr[0] == "gone" {
 		return 0, false, ErrTaskGone
 	}
